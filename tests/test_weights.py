@@ -1,0 +1,137 @@
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from tvlt.config import TvltConfig
+from tvlt.modeling import TvltForAudioVisualClassification, TvltForPreTraining, TvltModel
+from tvlt.weights import CheckpointError, HubUnavailableError, resolve_directory
+
+MODEL_FIXTURES = Path(__file__).parent / "fixtures" / "model"
+
+
+def checkpoint_copy(tmp_path: Path, case: str, edit=None) -> Path:
+    """Copy a fixture checkpoint, optionally editing its state dict."""
+    target = tmp_path / case
+    shutil.copytree(MODEL_FIXTURES / case / "safetensors", target)
+    if edit is not None:
+        tensors = load_file(target / "model.safetensors")
+        edit(tensors)
+        save_file(tensors, str(target / "model.safetensors"), metadata={"format": "pt"})
+    return target
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "bin"])
+def test_both_formats_load_the_same_tensors(fmt):
+    model = TvltForPreTraining.from_pretrained(MODEL_FIXTURES / "pretraining" / fmt)
+    reference = load_file(MODEL_FIXTURES / "pretraining" / "safetensors" / "model.safetensors")
+    state = model.state_dict()
+    assert set(state) == set(reference)
+    assert all(torch.equal(state[k], v) for k, v in reference.items())
+    assert not model.training
+
+
+def test_strict_load_lists_missing_unexpected_and_mismatched_keys(tmp_path):
+    def edit(tensors):
+        del tensors["encoder.layer.1.attention.attention.key.bias"]
+        tensors["encoder.layer.9.extra.weight"] = torch.zeros(2)
+        tensors["cls_embedding"] = torch.zeros(1, 1, 7)
+
+    with pytest.raises(CheckpointError) as error:
+        TvltModel.from_pretrained(checkpoint_copy(tmp_path, "tiny", edit))
+    message = str(error.value)
+    assert "missing keys (1): encoder.layer.1.attention.attention.key.bias" in message
+    assert "unexpected keys (1): encoder.layer.9.extra.weight" in message
+    assert "cls_embedding: checkpoint (1, 1, 7) vs model (1, 1, 32)" in message
+
+
+def test_non_strict_load_reports_what_it_skipped(tmp_path):
+    directory = checkpoint_copy(tmp_path, "tiny", lambda t: t.pop("layernorm.bias"))
+    model, info = TvltModel.from_pretrained(directory, strict=False, output_loading_info=True)
+    assert info.missing_keys == ["layernorm.bias"] and info.unexpected_keys == []
+    assert torch.equal(model.layernorm.bias, torch.zeros(32))
+
+
+def test_missing_key_of_an_existing_head_is_an_error(tmp_path):
+    directory = checkpoint_copy(tmp_path, "multiclass", lambda t: t.pop("classifier.3.bias"))
+    with pytest.raises(CheckpointError, match="classifier.3.bias"):
+        TvltForAudioVisualClassification.from_pretrained(directory)
+
+
+def test_bare_model_from_a_checkpoint_with_heads():
+    model, info = TvltModel.from_pretrained(MODEL_FIXTURES / "pretraining" / "safetensors", output_loading_info=True)
+    full = TvltForPreTraining.from_pretrained(MODEL_FIXTURES / "pretraining" / "safetensors")
+    assert info.missing_keys == [] and "matching_head.fc.weight" in info.unexpected_keys
+    assert all(torch.equal(v, full.tvlt.state_dict()[k]) for k, v in model.state_dict().items())
+
+
+def test_classifier_from_pretraining_checkpoint_reports_new_head(caplog):
+    with caplog.at_level(logging.WARNING, logger="tvlt.weights"):
+        model, info = TvltForAudioVisualClassification.from_pretrained(
+            MODEL_FIXTURES / "pretraining" / "safetensors", num_labels=4, output_loading_info=True
+        )
+    head = sorted(k for k in model.state_dict() if k.startswith("classifier."))
+    assert info.missing_keys == head and model.classifier[3].out_features == 4
+    assert "pixel_mask_token" in info.unexpected_keys and "matching_head.pooler.dense.bias" in info.unexpected_keys
+    assert "newly initialised" in caplog.text and "classifier.3.weight" in caplog.text
+
+
+def test_heads_from_bare_checkpoint_are_new():
+    model, info = TvltForPreTraining.from_pretrained(MODEL_FIXTURES / "tiny" / "safetensors", output_loading_info=True)
+    assert "matching_head.fc.weight" in info.missing_keys and "decoder.layernorm.weight" in info.missing_keys
+    assert not any(k.startswith("tvlt.") for k in info.missing_keys)
+
+
+def test_head_size_mismatch_is_listed():
+    with pytest.raises(CheckpointError, match=r"classifier.3.weight: checkpoint \(6, 64\) vs model \(3, 64\)"):
+        TvltForAudioVisualClassification.from_pretrained(MODEL_FIXTURES / "multiclass" / "safetensors", num_labels=3)
+
+
+def test_save_pretrained_round_trip(tmp_path):
+    torch.manual_seed(0)
+    model = TvltForAudioVisualClassification(TvltConfig.tiny(num_labels=3, classifier_pooler=True))
+    model.save_pretrained(tmp_path)
+    written = json.loads((tmp_path / "config.json").read_text())
+    assert written["architectures"] == ["TvltForAudioVisualClassification"] and written["model_type"] == "tvlt"
+    with safe_open(tmp_path / "model.safetensors", "pt") as f:
+        assert f.metadata() == {"format": "pt"}
+    loaded = TvltForAudioVisualClassification.from_pretrained(tmp_path)
+    assert loaded.config.classifier_pooler and loaded.config.num_labels == 3
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in model.state_dict().items())
+
+
+def test_transformers_loads_our_save_pretrained():
+    """make_model_fixtures.py reloads every fixture with tvlt, saves it with tvlt, loads that with transformers."""
+    record = json.loads((MODEL_FIXTURES / "roundtrip.json").read_text())
+    assert record["transformers"] == "4.40.2"
+    assert set(record["max_abs_diff"]) == {"tiny", "odd", "regression", "multiclass", "pretraining"}
+    assert max(record["max_abs_diff"].values()) < 1e-6
+
+
+def test_offline_hub_id_fails_fast_with_a_clear_message(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(HubUnavailableError, match="could not reach the Hugging Face Hub.*local directory"):
+        TvltModel.from_pretrained("tvlt-test/not-cached-anywhere")
+
+
+def test_unreachable_hub_fails_fast_with_a_clear_message(monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    with pytest.raises(HubUnavailableError, match="could not reach the Hugging Face Hub.*local directory"):
+        resolve_directory("tvlt-test/not-cached-anywhere")
+
+
+def test_bad_paths(tmp_path):
+    with pytest.raises(CheckpointError, match="neither a local directory nor a valid hub repo id"):
+        resolve_directory("not/a/repo/id")
+    (tmp_path / "weights.bin").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="is a file"):
+        resolve_directory(tmp_path / "weights.bin")
+    TvltConfig.tiny().save_pretrained(tmp_path)
+    with pytest.raises(CheckpointError, match="no model.safetensors or pytorch_model.bin"):
+        TvltModel.from_pretrained(tmp_path)
