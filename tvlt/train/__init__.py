@@ -1,0 +1,1 @@
+"""Training: procedural corpus (`corpus`), training loop and evaluation."""
