@@ -21,6 +21,7 @@ FORMATS = {
     "ogg": ("ogg", None, "libopus", "flt"),
     "flac": ("flac", None, "flac", "s16"),
     "m4a": ("ipod", None, "aac", "fltp"),
+    "aac": ("adts", None, "aac", "fltp"),  # raw AAC (ADTS frames), as some recorders save
 }
 COLOUR_STEP = 8  # frame i -> grey level 16 + 8 i (survives lossy coding; 28 distinct frames)
 

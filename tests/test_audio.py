@@ -37,6 +37,17 @@ def test_log_mel_batched_equals_single():
     torch.testing.assert_close(out[1, 2], audio.log_mel_spectrogram(batch[1, 2]))
 
 
+def test_chunked_banded_mel_power_equals_dense_stft():
+    # > FRAME_CHUNK frames, batched: the chunked, banded product must equal torch.stft -> |X|^2 -> dense filters
+    wave = torch.from_numpy(np.random.default_rng(2).standard_normal((2, 300 * 512)).astype(np.float32) * 0.1)
+    stft = torch.stft(wave, 2048, 512, window=torch.hann_window(2048), center=True, pad_mode="reflect",
+                      return_complex=True)  # (2, 1025, 301)
+    dense = (torch.from_numpy(audio.mel_filter_bank()).float() @ stft.abs().square()).transpose(1, 2)
+    ours = audio.power_mel_spectrogram(wave)
+    assert ours.shape == (2, 301, 128) and 301 > audio.FRAME_CHUNK
+    torch.testing.assert_close(ours, dense, rtol=1e-4, atol=1e-6 * float(dense.max()))
+
+
 def test_short_waveforms_use_numpy_reflect_padding():
     wave = torch.arange(5, dtype=torch.float32)
     np.testing.assert_array_equal(audio.reflect_pad(wave, 1024).numpy(), np.pad(wave.numpy(), 1024, mode="reflect"))

@@ -39,6 +39,15 @@ def test_presets():
         (dict(audio_mask_type="tube"), "audio_mask_type"),
         (dict(image_patch_size=[16]), "image_patch_size"),
         (dict(num_labels=0), "num_labels"),
+        # wrong types from a hand-edited config.json: still a ValueError naming the field
+        (dict(pixel_mask_ratio="0.5"), "pixel_mask_ratio"),
+        (dict(layer_norm_eps=float("nan")), "layer_norm_eps"),
+        (dict(initializer_range=float("inf")), "initializer_range"),
+        (dict(image_patch_size=16), "image_patch_size"),
+        (dict(qkv_bias="yes"), "qkv_bias"),
+        (dict(task_mae=None), "task_mae"),
+        (dict(id2label={"a": "cat"}), "id2label"),
+        (dict(extra=5), "extra"),
     ],
 )
 def test_invalid_values_name_the_field(overrides, field):

@@ -23,12 +23,13 @@ def clips(tmp_path_factory):
         "ogg": mc.write_media(d / "voice.ogg", "ogg", audio=mc.tone(1.0, 48000), audio_rate=48000),
         "flac": mc.write_media(d / "voice.flac", "flac", audio=mc.tone(1.0, 22050, 2), audio_rate=22050),
         "m4a": mc.write_media(d / "voice.m4a", "m4a", audio=mc.tone(1.0, 44100, 2)),
+        "aac": mc.write_media(d / "voice.aac", "aac", audio=mc.tone(1.0, 44100)),
         "long": mc.write_media(d / "long.mp4", "mp4", num_frames=28, fps=4, gop=4),  # 7 s, keyframe every 1 s
         "dir": d,
     }
 
 
-@pytest.mark.parametrize("kind", ["mp4", "webm", "wav", "mp3", "ogg", "flac", "m4a"])
+@pytest.mark.parametrize("kind", ["mp4", "webm", "wav", "mp3", "ogg", "flac", "m4a", "aac"])
 def test_audio_from_every_container(clips, kind):
     clip = load_audio(clips[kind])
     assert clip.sampling_rate == 44100 and clip.waveform.dtype == np.float32 and clip.waveform.ndim == 1
@@ -56,6 +57,15 @@ def test_audio_window_and_clipping():
     assert clip.clipped and clip.start == 1.0 and len(clip.waveform) == 22050
     np.testing.assert_array_equal(clip.waveform, wave[44100:66150])
     assert not load_audio(wave, sampling_rate=44100, duration=2.0, clip_seconds=None).clipped
+
+
+def test_long_file_is_clipped_to_the_spectrogram_length(tmp_path):
+    path = mc.write_media(tmp_path / "speech.wav", "wav", audio=mc.tone(25.0, 8000), audio_rate=8000)
+    clip = load_audio(path)  # default clip_seconds: TVLT's 2048 spectrogram frames
+    assert clip.clipped and clip.start == 0.0 and abs(clip.duration - media.MAX_AUDIO_SECONDS) < 1e-3
+    assert len(clip.waveform) // 512 == 2048
+    later = load_audio(path, start=20.0)  # 5 s left: not clipped, span reported
+    assert not later.clipped and later.start == 20.0 and abs(later.duration - 5.0) < 1e-3
 
 
 def test_audio_start_in_file_seeks(clips):
@@ -110,6 +120,30 @@ def test_rotation_direction(tmp_path):
     frame = load_video(path, num_frames=1).frames[0]
     assert frame.shape == (64, 32, 3)
     assert frame[40:].mean() > 200 and frame[:24].mean() < 50  # turned counter-clockwise: left goes to the bottom
+
+
+@pytest.mark.parametrize("degrees", [0, 90, 180, 270])
+@pytest.mark.parametrize("hflip, vflip", [(False, False), (True, False), (False, True)])
+def test_display_matrix_with_mirror_is_applied(tmp_path, degrees, hflip, vflip):
+    import av
+
+    pixels = np.zeros((32, 64, 3), np.uint8)  # four quadrants of different colours: every orientation differs
+    pixels[:16, :32], pixels[:16, 32:], pixels[16:, :32], pixels[16:, 32:] = [255, 0, 0], [0, 255, 0], [0, 0, 255], 255
+    path = tmp_path / "oriented.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 32, "yuv420p"
+        stream.set_display_rotation(degrees, hflip=hflip, vflip=vflip)  # turn counter-clockwise, then mirror
+        container.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
+        container.mux(stream.encode(None))
+    expected = np.rot90(pixels, k=degrees // 90)
+    expected = expected[:, ::-1] if hflip else expected
+    expected = expected[::-1] if vflip else expected
+    clip = load_video(path, num_frames=1)
+    assert clip.frames.shape == (1, *expected.shape)
+    assert np.abs(clip.frames[0].astype(int) - expected).mean() < 12
+    assert clip.mirrored == (hflip != vflip)
+    assert clip.rotation == (degrees + 180 * vflip) % 360  # a vertical flip is a half turn + a mirror
 
 
 def test_variable_frame_rate(tmp_path):
@@ -224,5 +258,6 @@ def test_containers_are_closed(clips):
         with pytest.raises(NoAudioStreamError):
             load_audio(clips["video_only"])
     gc.collect()
-    assert not [o for o in gc.get_objects() if isinstance(o, av.container.InputContainer)]
+    # type(), not isinstance(): gc may hold dead weak proxies, which raise ReferenceError on attribute access
+    assert not [o for o in gc.get_objects() if type(o) is av.container.InputContainer]
     assert media.SEEK_GAP_SECONDS > 0

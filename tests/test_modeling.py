@@ -198,3 +198,18 @@ def test_config_presets_build(tiny_config):
     model = TvltForPreTraining(small)
     layout = TokenLayout.from_config(small)
     assert model.decoder_pixel_pos_embed.shape[1] == layout.patches_per_frame == 36
+
+
+def test_attention_weights_only_when_asked_and_sdpa_by_default(pretraining, tiny_inputs, monkeypatch):
+    from tvlt import layers
+
+    calls = []
+    sdpa = layers.F.scaled_dot_product_attention
+    monkeypatch.setattr(layers.F, "scaled_dot_product_attention", lambda *a, **k: calls.append(1) or sdpa(*a, **k))
+    with torch.no_grad():
+        plain = pretraining.tvlt(**tiny_inputs)
+        assert plain.attentions is None and len(calls) == pretraining.config.num_hidden_layers
+        weighted = pretraining.tvlt(**tiny_inputs, output_attentions=True)
+    assert len(calls) == pretraining.config.num_hidden_layers  # the explicit-softmax path ran instead
+    assert len(weighted.attentions) == pretraining.config.num_hidden_layers
+    torch.testing.assert_close(weighted.last_hidden_state, plain.last_hidden_state, atol=1e-5, rtol=0)

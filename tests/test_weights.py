@@ -135,3 +135,11 @@ def test_bad_paths(tmp_path):
     TvltConfig.tiny().save_pretrained(tmp_path)
     with pytest.raises(CheckpointError, match="no model.safetensors or pytorch_model.bin"):
         TvltModel.from_pretrained(tmp_path)
+
+
+def test_unknown_config_override_names_the_key():
+    with pytest.raises(ValueError, match="num_label_s"):
+        TvltForAudioVisualClassification.from_pretrained(MODEL_FIXTURES / "multiclass" / "safetensors", num_label_s=3)
+    model = TvltForAudioVisualClassification.from_pretrained(
+        MODEL_FIXTURES / "pretraining" / "safetensors", num_labels=3)  # a known override still works
+    assert model.config.num_labels == 3

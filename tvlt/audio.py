@@ -70,9 +70,26 @@ def mel_filter_bank(
     return triangles * (2.0 / (upper - lower))  # slaney norm: every filter has unit area in Hz
 
 
+FRAME_CHUNK = 128  # STFT frames per CPU step: the (chunk, 2048) intermediates stay in cache (~2x faster)
+_FILTERS_PER_BAND = 16  # mel filters per dense block of the banded filter-bank product
+
+
 @lru_cache(maxsize=8)
-def _torch_filters(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    return torch.from_numpy(mel_filter_bank()).to(device=device, dtype=dtype)
+def _mel_bands(device: torch.device, dtype: torch.dtype) -> tuple[tuple[int, int, int, torch.Tensor], ...]:
+    """The filter bank as blocks of 16 filters x the FFT bins they touch: (first filter, bin lo, bin hi, weights).
+
+    weights: (hi - lo, 16). The filters are narrow triangles, so the blocks hold ~13% of the dense
+    (128, 1025) matrix and the mel projection is ~4x cheaper; the values are those of the dense product.
+    """
+    filters = mel_filter_bank()
+    bands = []
+    for first in range(0, N_MELS, _FILTERS_PER_BAND):
+        block = filters[first : first + _FILTERS_PER_BAND]
+        touched = np.flatnonzero(block.any(axis=0))
+        lo, hi = int(touched[0]), int(touched[-1]) + 1
+        weights = torch.from_numpy(np.ascontiguousarray(block[:, lo:hi].T)).to(device=device, dtype=dtype)
+        bands.append((first, lo, hi, weights))
+    return tuple(bands)
 
 
 @lru_cache(maxsize=8)
@@ -86,8 +103,9 @@ def reflect_pad(waveform: torch.Tensor, pad: int) -> torch.Tensor:
     (..., L) -> (..., L + 2 * pad). torch's reflect pad refuses pad >= L; numpy keeps reflecting.
     """
     length = waveform.shape[-1]
-    if pad < length:  # fast path
-        return torch.nn.functional.pad(waveform[..., None, :], (pad, pad), mode="reflect")[..., 0, :]
+    if pad < length:  # fast path; cat of the mirrored edges is ~3x faster than F.pad(mode="reflect") on CPU
+        left, right = waveform[..., 1 : pad + 1].flip(-1), waveform[..., length - pad - 1 : length - 1].flip(-1)
+        return torch.cat([left, waveform, right], dim=-1)
     positions = torch.arange(-pad, length + pad, device=waveform.device)
     if length == 1:
         return waveform[..., positions.clamp(0, 0)]
@@ -96,17 +114,30 @@ def reflect_pad(waveform: torch.Tensor, pad: int) -> torch.Tensor:
     return waveform[..., torch.where(folded < length, folded, period - folded)]
 
 
+def _frames_to_mel(frames: torch.Tensor, out: torch.Tensor) -> None:
+    """(B, n, N_FFT) signal frames -> mel power written into out (B, n, N_MELS)."""
+    window = _torch_window(frames.device, frames.dtype)
+    spectrum = torch.view_as_real(torch.fft.rfft(frames * window, dim=-1)).square_()  # (B, n, 1025, 2)
+    power = spectrum[..., 0] + spectrum[..., 1]  # (B, n, 1025) |X|^2
+    for first, lo, hi, weights in _mel_bands(frames.device, frames.dtype):
+        out[..., first : first + weights.shape[1]] = power[..., lo:hi] @ weights
+
+
 def power_mel_spectrogram(waveform: torch.Tensor) -> torch.Tensor:
-    """(..., L) float -> mel power (..., L // HOP_LENGTH + 1, N_MELS), centred frames, not trimmed."""
+    """(..., L) float -> mel power (..., L // HOP_LENGTH + 1, N_MELS), centred frames, not trimmed.
+
+    Same values as `torch.stft(center=True, pad_mode="reflect")` -> |X|^2 -> dense filter bank, computed
+    chunk by chunk of frames on CPU (one chunk on accelerators) with the banded filter product.
+    """
     batch_shape, length = waveform.shape[:-1], waveform.shape[-1]
     padded = reflect_pad(waveform.reshape(-1, length), N_FFT // 2)
-    stft = torch.stft(
-        padded, N_FFT, HOP_LENGTH, window=_torch_window(waveform.device, waveform.dtype),
-        center=False, return_complex=True,
-    )  # (B, N_FFT // 2 + 1, S + 1)
-    power = stft.real.square() + stft.imag.square()
-    mel = _torch_filters(waveform.device, waveform.dtype) @ power  # (B, F, S + 1)
-    return mel.transpose(-1, -2).reshape(*batch_shape, -1, N_MELS)
+    frames = padded.unfold(-1, N_FFT, HOP_LENGTH)  # (B, S + 1, N_FFT) view, no copy
+    batch, count = frames.shape[:2]
+    mel = padded.new_empty(batch, count, N_MELS)
+    step = max(8, FRAME_CHUNK // max(batch, 1)) if waveform.device.type == "cpu" else count
+    for start in range(0, count, step):
+        _frames_to_mel(frames[:, start : start + step], mel[:, start : start + step])
+    return mel.reshape(*batch_shape, count, N_MELS)
 
 
 def log_mel_spectrogram(waveform: torch.Tensor) -> torch.Tensor:

@@ -39,6 +39,11 @@ def _require_positive_int(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
+def _require_real(name: str, value: Any) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value or abs(value) == float("inf"):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+
+
 def _default_labels(num_labels: int) -> dict[int, str]:
     return {i: f"LABEL_{i}" for i in range(num_labels)}
 
@@ -98,7 +103,7 @@ class TvltConfig:
             _require_positive_int(name, getattr(self, name))
         for name in ("image_patch_size", "audio_patch_size"):
             patch = getattr(self, name)
-            if len(patch) != 2:
+            if not isinstance(patch, (list, tuple)) or len(patch) != 2:
                 raise ValueError(f"{name} must have two entries, got {patch!r}")
             for i, value in enumerate(patch):
                 _require_positive_int(f"{name}[{i}]", value)
@@ -115,6 +120,14 @@ class TvltConfig:
                 raise ValueError(f"{name}={size} is not divisible by {divisor} (its patch size or head count)")
 
     def _check_options(self) -> None:
+        for name in ("pixel_mask_ratio", "audio_mask_ratio", "hidden_dropout_prob", "attention_probs_dropout_prob",
+                     "initializer_range", "layer_norm_eps"):
+            _require_real(name, getattr(self, name))
+        for name in ("qkv_bias", "use_mean_pooling", "task_matching", "task_mae", "classifier_pooler"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if not isinstance(self.extra, dict):
+            raise ValueError(f"extra must be a dict of unmodelled config keys, got {self.extra!r}")
         for name in ("pixel_mask_ratio", "audio_mask_ratio", "hidden_dropout_prob", "attention_probs_dropout_prob"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
@@ -129,7 +142,10 @@ class TvltConfig:
 
     def _resolve_labels(self) -> None:
         if self.id2label is not None:
-            self.id2label = {int(k): str(v) for k, v in self.id2label.items()}
+            try:
+                self.id2label = {int(k): str(v) for k, v in dict(self.id2label).items()}
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"id2label must map integer ids to names, got {self.id2label!r}") from error
             generated = self.id2label == _default_labels(len(self.id2label))
             if self.num_labels is not None and self.num_labels != len(self.id2label) and not generated:
                 raise ValueError(f"num_labels={self.num_labels} disagrees with id2label of {len(self.id2label)} labels")
@@ -144,7 +160,10 @@ class TvltConfig:
             self.label2id = None
         if self.label2id is None:
             self.label2id = {v: k for k, v in self.id2label.items()}
-        self.label2id = {str(k): int(v) for k, v in self.label2id.items()}
+        try:
+            self.label2id = {str(k): int(v) for k, v in dict(self.label2id).items()}
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"label2id must map names to integer ids, got {self.label2id!r}") from error
 
     # ---- presets ----
     @classmethod

@@ -67,12 +67,14 @@ class InvalidArrayError(MediaError):
 class VideoClip:
     """Frames sampled from a video or image.
 
-    frames: (T, H, W, 3) uint8 RGB, upright (rotation metadata applied); T <= num_frames requested.
+    frames: (T, H, W, 3) uint8 RGB, upright (display matrix applied: rotation and mirror); T <= num_frames.
     timestamps: (T,) float64 presentation time of each frame in seconds from the stream start.
     duration: length of the sampled window in seconds (0.0 for an image).
     fps: average frame rate of the source (None for an image).
     source_size: (height, width) of the upright decoded frames.
-    rotation: degrees the decoder's frames were turned counter-clockwise to be upright.
+    rotation: degrees (0, 90, 180, 270) the decoder's frames were turned counter-clockwise to be upright.
+    mirrored: True when the frames were also mirrored left-right after that turn (a display matrix with a
+        flip; a vertical flip reads as rotation 180 + mirrored).
     """
 
     frames: np.ndarray
@@ -81,6 +83,7 @@ class VideoClip:
     fps: float | None
     source_size: tuple[int, int]
     rotation: int = 0
+    mirrored: bool = False
 
 
 @dataclass(frozen=True)
@@ -194,8 +197,9 @@ def load_video(
     Target times are the centres of `num_frames` equal segments of the window; for each, the decoder seeks
     to the keyframe before it and decodes forward to the frame shown at that time, so the cost grows with
     the frames sampled, not the video length. Consecutive targets that hit the same frame are kept once
-    (a 1-frame video gives a 1-frame clip). Rotation metadata is applied; timing uses pts (variable frame
-    rate safe). Images (png, jpg, ...) become 1-frame clips, EXIF orientation applied.
+    (a 1-frame video gives a 1-frame clip). The display matrix is applied (quarter turns and mirrors, the
+    8 orientations phones and editors write; other angles are rounded to the nearest quarter turn); timing
+    uses pts (variable frame rate safe). Images (png, jpg, ...) become 1-frame clips, EXIF orientation applied.
     """
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
@@ -296,10 +300,41 @@ def _frames_at(container, stream, targets: np.ndarray, keyframes: np.ndarray | N
 
 
 def _video_clip(frames: list, origin: float, duration: float, fps: float | None) -> VideoClip:
-    rotation = int(round((frames[0].rotation or 0) / 90.0)) * 90 % 360
-    arrays = np.stack([np.rot90(frame.to_ndarray(format="rgb24"), k=rotation // 90) for frame in frames])
+    linear = _display_linear(frames[0])
+    arrays = _apply_display(np.stack([frame.to_ndarray(format="rgb24") for frame in frames]), linear)
     timestamps = np.asarray([float(frame.time) - origin for frame in frames], dtype=np.float64)
-    return VideoClip(np.ascontiguousarray(arrays), timestamps, duration, fps, arrays.shape[1:3], rotation)
+    mirrored = bool(round(np.linalg.det(linear)) < 0)
+    turn = np.diag([-1, 1]) @ linear if mirrored else linear  # undo the mirror applied after the turn
+    rotation = int(round(np.degrees(np.arctan2(turn[0, 1], turn[0, 0])))) % 360
+    return VideoClip(np.ascontiguousarray(arrays), timestamps, duration, fps, arrays.shape[1:3], rotation, mirrored)
+
+
+def _display_linear(frame) -> np.ndarray:
+    """The display matrix's linear part as a signed permutation [[a, c], [b, d]] (ints), mapping a decoded
+    pixel (x right, y down) to its displayed place: x' = a x + c y, y' = b x + d y (FFmpeg's convention)."""
+    side_data = frame.side_data.get("DISPLAYMATRIX")
+    if side_data is not None:
+        m = np.frombuffer(bytes(side_data), dtype=np.int32)[:9].astype(np.float64)  # row-major 3x3
+        linear = np.array([[m[0], m[3]], [m[1], m[4]]])
+        unit = linear / max(np.abs(linear).max(), 1.0)
+        rounded = np.round(unit)
+        one_per_line = (np.abs(rounded).sum(axis=0) == 1).all() and (np.abs(rounded).sum(axis=1) == 1).all()
+        if one_per_line and np.allclose(unit, rounded, atol=1e-3):
+            return rounded.astype(int)
+    quarter = int(round((frame.rotation or 0) / 90.0)) % 4  # no matrix, or an angle between quarter turns
+    cos, sin = [(1, 0), (0, 1), (-1, 0), (0, -1)][quarter]
+    return np.array([[cos, sin], [-sin, cos]])  # counter-clockwise turn in y-down coordinates
+
+
+def _apply_display(frames: np.ndarray, linear: np.ndarray) -> np.ndarray:
+    """(T, H, W, 3) decoded frames -> displayed frames under `linear` (a signed permutation, see above)."""
+    (a, c), (b, d) = linear
+    if a == 0:  # quarter turn: x' comes from y and y' from x
+        frames, flip_rows, flip_cols = frames.transpose(0, 2, 1, 3), b < 0, c < 0
+    else:
+        flip_rows, flip_cols = d < 0, a < 0
+    frames = frames[:, ::-1] if flip_rows else frames
+    return frames[:, :, ::-1] if flip_cols else frames
 
 
 def _load_image(file: Path) -> VideoClip:

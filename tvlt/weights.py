@@ -188,6 +188,9 @@ class PretrainedMixin:
         directory = resolve_directory(path_or_repo_id)
         config = config or TvltConfig.from_pretrained(directory)
         if config_overrides:
+            unknown = sorted(set(config_overrides) - {f.name for f in dataclasses.fields(TvltConfig)})
+            if unknown:
+                raise ValueError(f"unknown TvltConfig field(s) in from_pretrained overrides: {', '.join(unknown)}")
             config = dataclasses.replace(config, **config_overrides)
         model = cls(config)
         info = model.load_checkpoint_state_dict(read_state_dict(directory), strict=strict, source=str(path_or_repo_id))
