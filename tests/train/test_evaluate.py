@@ -1,0 +1,74 @@
+"""Evaluation metrics on hand-made inputs, and the model card written from tiny exported models."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from tvlt.layout import TokenLayout
+from tvlt.modeling import TvltForPreTraining
+from tvlt.train import evaluate, finetune
+from tvlt.train.__main__ import PRESETS, main
+from tvlt.train.export import export
+
+
+def test_retrieval_metrics_from_score_matrices():
+    logits = torch.eye(10) * 5  # head: every query finds its own video
+    cosine = -torch.eye(10)  # cosine: own video always last
+    out = evaluate.retrieval_metrics(logits, cosine, shortlist=(5,))
+    assert out["matching head"]["R@1"] == 1.0 and out["matching head"]["median rank"] == 1.0
+    assert out["embedding"]["R@10"] == 1.0 and out["embedding"]["R@5"] == 0.0 and out["embedding"]["median rank"] == 10
+    assert out["two-stage"][5]["R@1"] == 0.0  # the own video never reaches the head
+    assert out["two-stage"][5]["top-K keeps head's first"] == 0.0
+
+
+def test_sentiment_scores():
+    label = torch.tensor([-2.0, -1.0, 0.0, 1.0, 2.5])
+    perfect = evaluate.sentiment_scores(label, label)
+    assert perfect["Acc2"] == 1.0 and perfect["Acc7"] == 1.0 and perfect["MAE"] == 0.0
+    assert perfect["Pearson r"] == pytest.approx(1.0)
+    flipped = evaluate.sentiment_scores(-label, label)
+    assert flipped["Acc2"] == 0.0 and flipped["Pearson r"] == pytest.approx(-1.0)
+
+
+def test_baselines_copy_the_nearest_and_average_the_visible():
+    patches = torch.tensor([[[0.0], [10.0], [20.0], [30.0]]])  # 4 tokens on a line
+    is_masked = torch.tensor([[False, True, True, False]])
+    positions = torch.arange(4.0)[:, None]
+    nearest = evaluate.nearest_visible_baseline(patches, is_masked, positions)
+    assert nearest[0, :, 0].tolist() == [0.0, 0.0, 30.0, 30.0]
+    mean = evaluate.mean_visible_baseline(patches, is_masked)
+    assert mean[0, :, 0].tolist() == [15.0] * 4
+
+
+def test_object_patches_follow_the_corpus_metadata():
+    layout = TokenLayout.from_config(PRESETS["tiny"]())  # 2 frames of 2 x 2 patches of 16 px
+    meta = {
+        "centres": torch.tensor([[[[8.0, 8.0], [24.0, 24.0]]]]),  # (B=1, O=1, T=2, (x, y))
+        "diameter": torch.tensor([[4.0]]),
+        "visible": torch.tensor([[[True, False]]]),
+        "shape": torch.tensor([[0]]),
+    }
+    covered = evaluate.object_patches(meta, layout)
+    assert covered.shape == (1, 2, 2, 2)
+    assert covered[0, 0].tolist() == [[True, False], [False, False]]
+    assert not covered[0, 1].any()  # invisible in frame 1
+
+
+def test_model_card_from_tiny_exports(tmp_path):
+    config = PRESETS["tiny"](num_frames=4)
+    torch.manual_seed(0)
+    record = {"device": "cpu (test)", "steps": 0, "clips_seen": 0, "wall_seconds": 0.0, "commands": ["(test)"]}
+    pre = export(TvltForPreTraining(config), str(tmp_path / "pre"), record)
+    sent = export(finetune.sentiment_model(config), str(tmp_path / "sent"), record)
+    card = str(tmp_path / "card" / "MODEL_CARD.md")
+    main(["evaluate", "--pretrain", pre, "--sentiment", sent, "--out", card, "--device", "cpu", "--num-clips", "6",
+          "--twin-groups", "2", "--twin-group-size", "3", "--sentiment-clips", "8", "--mae-clips", "3",
+          "--figure-clips", "2"])
+    text = open(card, encoding="utf-8").read()
+    assert "| metric | target | measured | met |" in text
+    assert "| matching head (all pairs) |" in text and "| video zeroed |" in text and "masked on objects" in text
+    assert "never seen real video" in text and "cpu (test)" in text
+    assert os.path.getsize(os.path.join(tmp_path, "card", evaluate.FIGURE_NAME)) > 1000

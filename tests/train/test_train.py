@@ -1,0 +1,193 @@
+"""Smoke tests of the training pipeline on a tiny model and tiny batches (CPU, seconds each)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import pytest
+import torch
+
+from tvlt.config import TvltConfig
+from tvlt.modeling import TvltForAudioVisualClassification, TvltForPreTraining
+from tvlt.train import finetune, pretrain
+from tvlt.train.__main__ import PRESETS, main
+from tvlt.train.export import export_run
+from tvlt.train.loop import LoopSettings, cosine_lr, read_checkpoint
+from tvlt.train.objectives import (
+    BLANK_AUDIO, BLANK_PIXEL, NegativeMix, blank_modality, info_nce, masked_mse, matching_pairs,
+)
+
+TINY_PRETRAIN = ["--config", "tiny", "--device", "cpu", "--batch", "8", "--twin-groups", "2", "--twin-group-size", "2",
+                 "--matching-batch", "8", "--probe-clips", "8", "--log-every", "1", "--warmup-steps", "1",
+                 "--matching-start", "0"]
+CPU = torch.device("cpu")
+
+
+def _log_values(path: str, key: str) -> list[float]:
+    """Every value logged for `key` in a train.log."""
+    values = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            words = line.split()
+            values += [float(words[i + 1]) for i, w in enumerate(words[:-1]) if w == key]
+    return values
+
+
+@pytest.fixture(scope="module")
+def pretrain_run(tmp_path_factory) -> str:
+    """A 2-step tiny pretraining run, then resumed to 3 steps (schedule of 3 steps)."""
+    out = str(tmp_path_factory.mktemp("pretrain"))
+    main(["pretrain", "--out", out, "--steps", "2", *TINY_PRETRAIN])
+    assert read_checkpoint(out)["progress"]["step"] == 2
+    main(["pretrain", "--out", out, "--steps", "3", "--resume", *TINY_PRETRAIN])
+    return out
+
+
+def test_pretrain_logs_finite_losses_and_resumes_at_the_right_step(pretrain_run):
+    state = read_checkpoint(pretrain_run)
+    assert state["progress"]["step"] == 3
+    assert state["progress"]["clips"] == 3 * 8
+    assert len(state["progress"]["commands"]) == 2
+    log = os.path.join(pretrain_run, "train.log")
+    for key in ("contrastive", "mae_video", "mae_audio", "matching", "probe_emb_r1"):
+        values = _log_values(log, key)
+        assert values and all(math.isfinite(v) for v in values), key
+    steps = [int(line.split()[2]) for line in open(log) if " step " in line and "fraction" in line]
+    assert steps == [1, 2, 3]  # the resumed session continued at step 3, not from 1
+
+
+def test_resume_restores_weights_and_optimizer(pretrain_run, tmp_path):
+    state = read_checkpoint(pretrain_run)
+    config = TvltConfig.from_dict(state["args"]["config"])
+    model = TvltForPreTraining(config)
+    model.load_state_dict(state["modules"]["model"])
+    assert state["optimizer"]["state"], "optimizer moments were not saved"
+    exported = TvltForPreTraining.from_pretrained(os.path.join(pretrain_run, "export"))
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(exported.state_dict()[key], value, msg=key)
+
+
+def test_export_dir_is_complete_and_loads(pretrain_run, tmp_path):
+    out = export_run(pretrain_run, str(tmp_path / "exported"))
+    assert sorted(os.listdir(out)) == ["config.json", "model.safetensors", "preprocessor_config.json", "provenance.json"]
+    model = TvltForPreTraining.from_pretrained(out)
+    assert model.config.image_size == 32 and model.config.spectrogram_length == 32
+    processor = json.load(open(os.path.join(out, "preprocessor_config.json")))
+    assert processor["crop_size"] == {"height": 32, "width": 32} and processor["spectrogram_length"] == 32
+    provenance = json.load(open(os.path.join(out, "provenance.json")))
+    assert provenance["steps"] == 3 and provenance["clips_seen"] == 24 and provenance["kind"] == "pretrain"
+
+
+def test_minutes_budget_stops_the_session_and_checkpoints(tmp_path):
+    out = str(tmp_path)
+    main(["pretrain", "--out", out, "--steps", "1000", "--minutes", "0.0001", "--probe-every", "0", *TINY_PRETRAIN])
+    assert 1 <= read_checkpoint(out)["progress"]["step"] < 1000
+
+
+def test_finetune_from_pretraining_then_resume(pretrain_run, tmp_path):
+    out = str(tmp_path)
+    flags = ["--device", "cpu", "--batch", "8", "--probe-clips", "8", "--log-every", "1", "--warmup-steps", "1"]
+    main(["finetune-sentiment", "--init", pretrain_run, "--out", out, "--steps", "1", *flags])
+    main(["finetune-sentiment", "--init", pretrain_run, "--out", out, "--steps", "2", "--resume", *flags])
+    assert read_checkpoint(out)["progress"]["step"] == 2
+    values = _log_values(os.path.join(out, "train.log"), "mse")
+    assert values and all(math.isfinite(v) for v in values)
+    model = TvltForAudioVisualClassification.from_pretrained(os.path.join(out, "export"))
+    assert model.config.num_labels == 1 and model.config.loss_type == "regression"
+
+
+def test_finetune_starts_from_the_pretrained_encoder(pretrain_run):
+    pretrained = TvltForPreTraining.from_pretrained(os.path.join(pretrain_run, "export"))
+    model = finetune.sentiment_model(pretrained.config)
+    finetune.init_from_pretraining(model, pretrain_run)
+    key = "tvlt.encoder.layer.0.attention.attention.query.weight"
+    torch.testing.assert_close(model.state_dict()[key], pretrained.state_dict()[key])
+
+
+def test_batches_are_deterministic_and_twins_point_at_each_other():
+    config = PRESETS["tiny"]()
+    opts = pretrain.PretrainOptions(batch=6, twin_groups=1, twin_group_size=2, matching_batch=6)
+    a, b = pretrain.make_batch(3, opts, config, CPU), pretrain.make_batch(3, opts, config, CPU)
+    torch.testing.assert_close(a.pixel_values, b.pixel_values)
+    assert a.twin_of.tolist() == [1, 0, -1, -1, -1, -1]
+    assert not torch.equal(a.pixel_values[0], a.pixel_values[1])  # twins differ in timing
+    assert a.pixel_values.shape == (6, 2, 3, 32, 32) and a.audio_values.shape == (6, 1, 32, 128)
+
+
+# ---------------------------------------------------------------- objectives and schedule
+def test_info_nce_prefers_aligned_pairs():
+    video = torch.nn.functional.normalize(torch.randn(8, 16), dim=1)
+    aligned, acc = info_nce(video, video, torch.tensor(20.0))
+    shuffled, _ = info_nce(video, video.roll(1, dims=0), torch.tensor(20.0))
+    assert aligned < shuffled and acc == 1.0
+
+
+def test_masked_mse_ignores_visible_patches():
+    targets = torch.zeros(1, 4, 3)
+    predictions = torch.tensor([[[1.0] * 3, [2.0] * 3, [9.0] * 3, [9.0] * 3]])
+    is_masked = torch.tensor([[True, True, False, False]])
+    assert masked_mse(predictions, targets, is_masked).item() == pytest.approx((1 + 4) / 2)
+
+
+def test_matching_pairs_labels_and_negative_kinds():
+    generator = torch.Generator().manual_seed(0)
+    n = 400
+    twin_of = torch.arange(n) ^ 1  # pairs (0, 1), (2, 3), ...
+    similarity = torch.randn(n, n)
+    video, labels = matching_pairs(n, n, twin_of, similarity, NegativeMix(0.2, 0.2, 0.2), 4, generator)
+    own = torch.arange(n)
+    assert torch.equal(labels.bool(), video == own)
+    assert 0.3 < labels.mean().item() < 0.5  # 40 % positives expected
+    assert (video == twin_of).float().mean().item() > 0.1  # about 20 % twins
+
+
+def test_matching_pairs_all_hard_negatives_come_from_the_top_k():
+    generator = torch.Generator().manual_seed(1)
+    similarity = torch.eye(6) + torch.arange(6.0)  # column 5 and then 4 are everyone's most similar
+    video, labels = matching_pairs(6, 6, torch.full((6,), -1), similarity, NegativeMix(0, 0, 1), 2, generator)
+    assert labels.sum() == 0
+    assert all(v in {5, 4, 3} and v != i for i, v in enumerate(video.tolist()))
+
+
+def test_cosine_lr_warms_up_then_decays():
+    assert cosine_lr(0, 0.0, 1.0, 10) == pytest.approx(0.1)
+    assert cosine_lr(20, 0.0, 1.0, 10) == pytest.approx(1.0)
+    assert cosine_lr(20, 1.0, 1.0, 10) == pytest.approx(0.05)
+
+
+def test_blank_modality_uses_black_frames_and_silence():
+    pixels, audio = torch.zeros(2, 1, 3, 4, 4), torch.zeros(2, 1, 4, 4)
+    p, a = blank_modality(pixels, audio, torch.tensor([True, False]), torch.tensor([False, True]))
+    assert (p[0] == BLANK_PIXEL).all() and (p[1] == 0).all()
+    assert (a[1] == BLANK_AUDIO).all() and (a[0] == 0).all()
+
+
+def test_loop_settings_need_a_schedule_length(tmp_path):
+    with pytest.raises(ValueError, match="total_steps or total_minutes"):
+        LoopSettings(out_dir=str(tmp_path))
+
+
+def test_options_reject_twin_groups_larger_than_the_batch():
+    with pytest.raises(ValueError, match="do not fit"):
+        pretrain.PretrainOptions(batch=8, twin_groups=4, twin_group_size=4, matching_batch=8)
+
+
+def test_pretrain_step_with_tube_masks_and_matching_gives_finite_losses():
+    config = PRESETS["tiny"](num_frames=4)
+    opts = pretrain.PretrainOptions(batch=6, twin_groups=1, twin_group_size=3, matching_batch=6, video_mask="tube",
+                                    matching_start=0.0, matching_ramp=0.0)
+    model, temperature = TvltForPreTraining(config), pretrain.Temperature()
+    out = pretrain.pretrain_step(model, temperature, pretrain.make_batch(0, opts, config, CPU), 0.5, opts)
+    out.loss.backward()
+    assert set(out.values) >= {"contrastive", "mae_video", "mae_audio", "matching", "pair_accuracy"}
+    assert all(math.isfinite(float(v)) for v in out.values.values())
+    assert model.matching_head.fc.weight.grad is not None
+
+
+def test_tube_mask_hides_the_same_positions_in_every_frame():
+    config = PRESETS["tiny"](num_frames=4)
+    mask = pretrain.tube_mask(config, 3, 0.5, seed=1, device=CPU).view(3, 4, 2, 2)
+    assert torch.equal(mask, mask[:, :1].expand_as(mask))
+    assert mask[:, 0].flatten(1).sum(dim=1).tolist() == [2, 2, 2]

@@ -1,0 +1,198 @@
+"""Train, export and evaluate the bundled TVLT: `python -m tvlt.train {pretrain,finetune-sentiment,export,evaluate}`.
+
+A run directory (`--out`) holds `checkpoint.pt` (one resumable file: weights, optimiser, step, clips, wall
+time, RNG states), `train.log` (one line per `--log-every` steps: clips/s overall, for data and for training,
+each loss, lr; `probe_*` lines every `--probe-every` steps: held-out embedding R@1/R@5 among 100 clips and
+matching-head own-vs-timing-twin win rate), `provenance.json` and `export/` (transformers format). A session
+stops at `--minutes`, or when the schedule (`--steps` or `--total-minutes`, summed over sessions) ends, and
+always checkpoints and exports. CUDA runs in bf16 autocast with TF32; CPU in fp32.
+
+GPU (one H100; each command <= 10 min; only files copied into $OUT come back, each <= 16 MB, <= 8 files;
+the small model's checkpoint is ~42 MB, so it comes back in 15 MB pieces, re-joined here with `cat`).
+Measured on an H100 (2026-11-25): ~1000-1100 clips/s overall (corpus ~2000/s, model step ~2250/s, run one
+after the other), so a 17-minute schedule sees ~1.07 M clips; sentiment ~3500 clips/s; `evaluate` ~8 s.
+
+    # 1. pretraining, session 1 (the cosine schedule spans --total-minutes of training over all sessions)
+    python -m tvlt.train pretrain --out runs/pretrain --total-minutes 17 --minutes 8.5 \
+        && cp runs/pretrain/train.log $OUT/ && split -b 15m runs/pretrain/checkpoint.pt $OUT/checkpoint.pt.part-
+    # here: mkdir -p runs/pretrain && cat FILES_AT/checkpoint.pt.part-* > runs/pretrain/checkpoint.pt
+    # 2. session 2 (same flags + --resume; carry=["runs/pretrain"] if the machine went cold), then sentiment
+    #    and the card in the same command; small files come back in one tar
+    python -m tvlt.train pretrain --out runs/pretrain --total-minutes 17 --minutes 8.5 --resume \
+        && python -m tvlt.train finetune-sentiment --init runs/pretrain --out runs/sentiment --total-minutes 1 \
+        && python -m tvlt.train evaluate --pretrain runs/pretrain/export --sentiment runs/sentiment/export \
+           --out runs/card/MODEL_CARD.md \
+        && cp runs/pretrain/export/model.safetensors $OUT/pretrain.safetensors \
+        && cp runs/sentiment/export/model.safetensors $OUT/sentiment.safetensors \
+        && tar --exclude=model.safetensors -czf $OUT/small.tgz runs/pretrain/export runs/sentiment/export \
+           runs/pretrain/train.log runs/sentiment/train.log runs/card
+    # here: untar, move each model.safetensors into its export dir, copy the exports to assets/ (or re-run
+    # `evaluate` here on the copies).
+
+    If `data_clips_per_s` in train.log falls well below `train_clips_per_s`, the corpus is the bottleneck:
+    lower `--twin-groups` (each group is one `timing_twins` call). Defaults: batch 256, lr 5e-4, warm-up 300
+    steps, 16 groups of 8 timing twins per batch, matching from 15 % of the schedule, ramped over 10 %,
+    MAE weight 5.
+
+CPU (here):
+
+    # transformers-format directories from runs brought back (or copy the exported files into them)
+    python -m tvlt.train export --run runs/pretrain --out assets/tvlt-small-pretrain
+    python -m tvlt.train export --run runs/sentiment --out assets/tvlt-small-sentiment
+    # the card and assets/mae_examples.png
+    python -m tvlt.train evaluate --pretrain assets/tvlt-small-pretrain --sentiment assets/tvlt-small-sentiment \
+        --out assets/MODEL_CARD.md --device cpu
+    # a complete tiny run on CPU (smoke; what tests/train runs, a little longer)
+    python -m tvlt.train pretrain --out runs/tiny --config tiny --steps 30 --batch 32 --twin-groups 4 \
+        --twin-group-size 2 --matching-batch 32 --probe-clips 32 --log-every 5 --probe-every 10 --device cpu
+    python -m tvlt.train finetune-sentiment --init runs/tiny --out runs/tiny-sentiment --steps 20 --batch 32 \
+        --probe-clips 32 --log-every 5 --device cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from typing import Any, Optional, Sequence
+
+from tvlt.config import TvltConfig
+from tvlt.train.loop import LoopSettings, Progress, pick_device, provenance, read_checkpoint
+
+# tiny keeps the 128 log-mel bins of the corpus (its spectrogram is 32 frames x 128 bins)
+PRESETS = {"small": TvltConfig.small, "tiny": lambda **kw: TvltConfig.tiny(**{"frequency_length": 128, **kw})}
+
+
+def _add_loop_flags(parser: argparse.ArgumentParser, lr: float, warmup: int) -> None:
+    parser.add_argument("--out", required=True, help="run directory: checkpoint.pt, train.log, provenance.json, export/")
+    parser.add_argument("--config", choices=sorted(PRESETS), default="small", help="model preset (ignored on --resume)")
+    parser.add_argument("--device", default="auto", help="auto (cuda if available), cuda, cpu")
+    parser.add_argument("--steps", type=int, default=0, help="schedule length in steps (0: use --total-minutes)")
+    parser.add_argument("--total-minutes", type=float, default=0.0, help="schedule length in training minutes, all sessions")
+    parser.add_argument("--minutes", type=float, default=0.0, help="wall-clock budget of this session (0: none)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    parser.add_argument("--lr", type=float, default=lr)
+    parser.add_argument("--weight-decay", type=float, default=0.05)
+    parser.add_argument("--warmup-steps", type=int, default=warmup)
+    parser.add_argument("--clip-grad", type=float, default=1.0)
+    parser.add_argument("--log-every", type=int, default=50)
+    parser.add_argument("--probe-every", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--export-dir", default=None, help="transformers-format export (default OUT/export)")
+
+
+def _add_options(parser: argparse.ArgumentParser, options_cls: type, skip: tuple[str, ...] = ("seed",)) -> None:
+    """One flag per field of an options dataclass, defaults from the dataclass (`seed` is a loop flag)."""
+    for f in dataclasses.fields(options_cls):
+        if f.name in skip:
+            continue
+        parser.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
+
+
+def _options(args: argparse.Namespace, options_cls: type) -> Any:
+    return options_cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(options_cls)})
+
+
+def _settings(args: argparse.Namespace) -> LoopSettings:
+    return LoopSettings(
+        out_dir=args.out, total_steps=args.steps, total_minutes=args.total_minutes, minutes=args.minutes,
+        lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, clip_grad=args.clip_grad,
+        log_every=args.log_every, probe_every=args.probe_every, resume=args.resume,
+    )
+
+
+def _config(args: argparse.Namespace) -> TvltConfig:
+    """The preset, or on --resume the config stored in the checkpoint (so a resume cannot change the model)."""
+    if args.resume:
+        return TvltConfig.from_dict(read_checkpoint(args.out)["args"]["config"])
+    return PRESETS[args.config]()
+
+
+def _finish(model: Any, progress: Progress, args: argparse.Namespace, kind: str) -> None:
+    from tvlt.train.export import export, write_json
+    from tvlt.train.loop import PROVENANCE_NAME
+
+    record = provenance(progress, {"kind": kind, "args": read_checkpoint(args.out)["args"]})
+    write_json(os.path.join(args.out, PROVENANCE_NAME), record)
+    directory = export(model.cpu(), args.export_dir or os.path.join(args.out, "export"), record)
+    print(f"exported {directory}")
+
+
+def cmd_pretrain(args: argparse.Namespace) -> None:
+    from tvlt.train import pretrain
+
+    opts = _options(args, pretrain.PretrainOptions)
+    model, progress = pretrain.run(_config(args), opts, _settings(args), pick_device(args.device))
+    _finish(model, progress, args, "pretrain")
+
+
+def cmd_finetune(args: argparse.Namespace) -> None:
+    from tvlt.train import finetune
+
+    opts = _options(args, finetune.FinetuneOptions)
+    config = _config(args) if args.resume else _init_config(args.init, args.config)
+    model, progress = finetune.run(config, opts, _settings(args), pick_device(args.device), args.init)
+    _finish(model, progress, args, "sentiment")
+
+
+def _init_config(init: Optional[str], preset: str) -> TvltConfig:
+    """The pretraining run's config (checkpoint or export), or the preset when starting from scratch."""
+    if not init:
+        return PRESETS[preset]()
+    if os.path.isfile(os.path.join(init, "config.json")):
+        return TvltConfig.from_pretrained(init)
+    return TvltConfig.from_dict(read_checkpoint(init)["args"]["config"])
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from tvlt.train.export import export_run
+
+    print(f"exported {export_run(args.run, args.out)}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from tvlt.train import evaluate
+
+    settings = evaluate.EvalSettings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(evaluate.EvalSettings)})
+    path = evaluate.write_model_card(args.pretrain, args.sentiment, args.out, settings, pick_device(args.device))
+    print(f"wrote {path}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from tvlt.train.evaluate import EvalSettings
+    from tvlt.train.finetune import FinetuneOptions
+    from tvlt.train.pretrain import PretrainOptions
+
+    parser = argparse.ArgumentParser(prog="python -m tvlt.train", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("pretrain", help="contrastive + MAE + matching pretraining on procedural scenes")
+    _add_loop_flags(p, lr=5e-4, warmup=300)
+    _add_options(p, PretrainOptions)
+    p.set_defaults(func=cmd_pretrain)
+    f = sub.add_parser("finetune-sentiment", help="sentiment regression on talking faces")
+    _add_loop_flags(f, lr=2e-4, warmup=100)
+    _add_options(f, FinetuneOptions)
+    f.add_argument("--init", default=None, help="pretraining run directory, checkpoint or export")
+    f.set_defaults(func=cmd_finetune)
+    e = sub.add_parser("export", help="transformers-format directory from a run's checkpoint")
+    e.add_argument("--run", required=True, help="run directory or checkpoint.pt")
+    e.add_argument("--out", required=True)
+    e.set_defaults(func=cmd_export)
+    v = sub.add_parser("evaluate", help="compute every metric and write the model card")
+    v.add_argument("--pretrain", required=True, help="exported pretraining directory")
+    v.add_argument("--sentiment", required=True, help="exported sentiment directory")
+    v.add_argument("--out", default="assets/MODEL_CARD.md")
+    v.add_argument("--device", default="auto", help="auto (cuda if available), cuda, cpu")
+    _add_options(v, EvalSettings, skip=())
+    v.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

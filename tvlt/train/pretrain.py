@@ -1,0 +1,251 @@
+"""Pretraining of the bundled TVLT on the procedural corpus: contrastive + MAE + vision-audio matching.
+
+One step on a batch of B train clips, some in groups of timing twins (same objects, other timing):
+1. contrastive: symmetric InfoNCE between `tvlt.retrieval.embed_video` / `embed_audio` (mean-pooled
+   final-layer-normed tokens of a video-only / audio-only pass, L2-normalised; no projection head, so the
+   export carries all that retrieval needs), learnable temperature;
+2. MAE: one masked joint pass (video `pixel_mask_ratio` random or tube, audio `audio_mask_ratio` of the
+   config's audio mask type), `decode`, transformers' loss on the hidden patches of each modality;
+3. matching: each audio is paired with its own video or a negative (random, timing twin, or one of the
+   `hard_k` most similar videos by the current embeddings), joint pass, BCE on `matching_head`. Its weight
+   ramps in linearly from schedule fraction `matching_start` over `matching_ramp`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from tvlt.audio import HOP_LENGTH, N_MELS, SAMPLING_RATE, log_mel_spectrogram
+from tvlt.config import TvltConfig
+from tvlt.layout import TokenLayout
+from tvlt.masking import MaskSpec, generate_batch_mask
+from tvlt.modeling import TvltForPreTraining
+from tvlt.retrieval import embed_audio, embed_video
+from tvlt.train import corpus
+from tvlt.train.loop import LoopSettings, Progress, StepOutput, train
+from tvlt.train.objectives import NegativeMix, Temperature, info_nce, masked_mse, matching_bce, matching_pairs
+
+PROBE_SPLIT = "val"
+VIDEO_MASK_TYPES = ("random", "tube")
+
+
+@dataclass
+class PretrainOptions:
+    """What shapes a pretraining run beyond the loop settings (flags of `python -m tvlt.train pretrain`)."""
+
+    batch: int = 256
+    twin_groups: int = 16  # groups of clips sharing objects (`corpus.timing_twins`) in each batch
+    twin_group_size: int = 8
+    contrastive_weight: float = 1.0
+    mae_weight: float = 5.0  # MAE losses are ~0.04: at weight 1 the encoder barely served reconstruction
+    matching_weight: float = 1.0
+    matching_start: float = 0.15  # schedule fraction where matching begins
+    matching_ramp: float = 0.1  # schedule fraction over which its weight ramps up to matching_weight
+    matching_batch: int = 256  # audio queries paired per step (<= batch)
+    neg_random: float = 0.1  # fractions of the matching pairs; the rest are positives
+    neg_twin: float = 0.4  # (falls back to random for clips without a twin in the batch)
+    neg_hard: float = 0.15
+    hard_k: int = 8
+    video_mask: str = "random"  # MAE video masking: "random" patches (TVLT's) or "tube"
+    probe_clips: int = 100  # held-out clips for the retrieval probe
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.video_mask not in VIDEO_MASK_TYPES:
+            raise ValueError(f"video_mask must be one of {VIDEO_MASK_TYPES}, got {self.video_mask!r}")
+        if self.twin_groups * self.twin_group_size > self.batch or (self.twin_groups and self.twin_group_size < 2):
+            raise ValueError(f"{self.twin_groups} twin groups of {self.twin_group_size} do not fit a batch of {self.batch}")
+        if not 2 <= self.matching_batch <= self.batch:
+            raise ValueError(f"matching_batch must be in [2, batch={self.batch}], got {self.matching_batch}")
+        NegativeMix(self.neg_random, self.neg_twin, self.neg_hard)  # validates the fractions
+
+    @property
+    def negative_mix(self) -> NegativeMix:
+        return NegativeMix(self.neg_random, self.neg_twin, self.neg_hard)
+
+    def matching_scale(self, fraction: float) -> float:
+        """Matching loss weight at schedule position `fraction`."""
+        if self.matching_weight == 0 or fraction < self.matching_start:
+            return 0.0
+        ramp = 1.0 if self.matching_ramp <= 0 else min(1.0, (fraction - self.matching_start) / self.matching_ramp)
+        return self.matching_weight * ramp
+
+
+@dataclass
+class PretrainBatch:
+    pixel_values: torch.Tensor  # (B, T, C, H, W)
+    audio_values: torch.Tensor  # (B, 1, S, F)
+    twin_of: torch.Tensor  # (B,) long: batch index of the clip's timing twin, -1 if none
+    step: int
+
+
+# ---------------------------------------------------------------- data
+def clip_geometry(config: TvltConfig) -> dict[str, float]:
+    """corpus keyword arguments that render clips of the config's input size (S * 512 samples -> S frames)."""
+    if config.frequency_length != N_MELS:
+        raise ValueError(f"frequency_length must be {N_MELS} (the log-mel bins), got {config.frequency_length}")
+    return dict(image_size=config.image_size, num_frames=config.num_frames,
+                duration=config.spectrogram_length * HOP_LENGTH / SAMPLING_RATE)
+
+
+def model_inputs(clips: corpus.ClipBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """pixel_values (B, T, 3, H, W) in [-1, 1], audio_values (B, 1, S, F) in [-1, 1], on the clips' device."""
+    return corpus.to_model_inputs(clips, log_mel_spectrogram)
+
+
+def scene_inputs(split: str, indices: list[int], config: TvltConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    return model_inputs(corpus.scene_batch(split, indices, device, **clip_geometry(config)))
+
+
+def twin_inputs(split: str, index: int, count: int, config: TvltConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """`count` clips with the objects of scene `index` (the first is the scene itself), each with other timing."""
+    return model_inputs(corpus.timing_twins(split, index, count, device, **clip_geometry(config)))
+
+
+def face_inputs(split: str, indices: list[int], config: TvltConfig, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """Talking faces -> (pixel_values, audio_values, labels (B,) in [-3, 3])."""
+    clips = corpus.face_batch(split, indices, device, **clip_geometry(config))
+    return (*model_inputs(clips), clips.labels)
+
+
+def make_batch(step: int, opts: PretrainOptions, config: TvltConfig, device: torch.device) -> PretrainBatch:
+    """B distinct train scenes per step, deterministic in `step`: `twin_groups` groups of `twin_group_size`
+    timing twins (group g starts at scene index n*step + g, n = clips of new scenes per step) first, then
+    single scenes. Each twin's `twin_of` is the next member of its group."""
+    G, K = opts.twin_groups, opts.twin_group_size
+    num_scenes = opts.batch - G * (K - 1)  # scene indices used per step
+    indices = list(range(step * num_scenes, (step + 1) * num_scenes))
+    parts = [twin_inputs("train", index, K, config, device) for index in indices[:G]]
+    parts.append(scene_inputs("train", indices[G:], config, device))
+    pixel_values, audio_values = torch.cat([p for p, _ in parts]), torch.cat([a for _, a in parts])
+    twin_of = torch.full((opts.batch,), -1, dtype=torch.long, device=device)
+    member = torch.arange(G * K, device=device)
+    twin_of[: G * K] = member - member % K + (member + 1) % K
+    return PretrainBatch(pixel_values, audio_values, twin_of, step)
+
+
+# ---------------------------------------------------------------- losses
+def tube_mask(config: TvltConfig, batch: int, ratio: float, seed: int, device: torch.device) -> torch.Tensor:
+    """bool (B, Nv), True = hidden: `ratio` of the spatial positions hidden in every frame."""
+    layout = TokenLayout.from_config(config)
+    is_valid = torch.ones(batch, layout.num_frames, layout.grid_rows, layout.grid_cols, dtype=torch.bool)
+    return generate_batch_mask(MaskSpec(ratio, "tube", seed), is_valid).flatten(1).to(device)
+
+
+def mae_losses(
+    model: TvltForPreTraining, pixel_values: torch.Tensor, audio_values: torch.Tensor, pixel_is_masked: Optional[torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One masked joint pass -> (video, audio) MAE losses on the hidden patches.
+
+    pixel_is_masked: bool (B, Nv) explicit video mask, or None for random masking at the config ratio.
+    """
+    output = model.tvlt(pixel_values, audio_values, mask_pixel=True, mask_audio=True, pixel_is_masked=pixel_is_masked)
+    pixel_predictions, audio_predictions = model.decode(output)  # (B, Nv, P), (B, Na, Pa)
+    layout = TokenLayout.from_config(model.config)
+    return (
+        masked_mse(pixel_predictions, layout.patchify_video(pixel_values), output.pixel_label_masks > 0),
+        masked_mse(audio_predictions, layout.patchify_audio(audio_values), output.audio_label_masks > 0),
+    )
+
+
+def matching_loss(
+    model: TvltForPreTraining,
+    batch: PretrainBatch,
+    similarity: torch.Tensor,
+    opts: PretrainOptions,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pair the first `matching_batch` audios with own / negative videos, joint pass, BCE -> (loss, accuracy).
+
+    similarity: (B, B) audio->video embedding cosine, detached (for hard negatives).
+    """
+    M = opts.matching_batch
+    twin_of = batch.twin_of[:M]
+    twin_of = torch.where(twin_of < M, twin_of, -1)  # the twin's video must be among the paired videos
+    video, labels = matching_pairs(M, M, twin_of, similarity[:M, :M], opts.negative_mix, opts.hard_k, generator)
+    output = model.tvlt(batch.pixel_values[video], batch.audio_values[:M])
+    return matching_bce(model.matching_head(output.last_hidden_state), labels)
+
+
+def pretrain_step(
+    model: TvltForPreTraining, temperature: Temperature, batch: PretrainBatch, fraction: float, opts: PretrainOptions
+) -> StepOutput:
+    """All losses of one step, weighted; the values dict carries each term for the log."""
+    generator = torch.Generator(device=batch.pixel_values.device).manual_seed(opts.seed * 1_000_003 + batch.step)
+    video = embed_video(model, batch.pixel_values)  # (B, D)
+    audio = embed_audio(model, batch.audio_values)  # (B, D)
+    contrastive, batch_r1 = info_nce(video, audio, temperature())
+    pixel_is_masked = None
+    if opts.video_mask == "tube":
+        seed = opts.seed * 1_000_003 + batch.step
+        pixel_is_masked = tube_mask(model.config, len(video), model.config.pixel_mask_ratio, seed, video.device)
+    mae_video, mae_audio = mae_losses(model, batch.pixel_values, batch.audio_values, pixel_is_masked)
+    loss = opts.contrastive_weight * contrastive + opts.mae_weight * (mae_video + mae_audio)
+    values = {"contrastive": contrastive.detach(), "batch_r1": batch_r1, "mae_video": mae_video.detach(),
+              "mae_audio": mae_audio.detach(), "temperature": 1 / temperature().detach()}
+    scale = opts.matching_scale(fraction)
+    if scale > 0:
+        similarity = (audio @ video.T).detach()  # (B_audio, B_video)
+        matching, pair_accuracy = matching_loss(model, batch, similarity, opts, generator)
+        loss = loss + scale * matching
+        values.update(matching=matching.detach(), pair_accuracy=pair_accuracy)
+    return StepOutput(loss, values)
+
+
+# ---------------------------------------------------------------- probe
+@dataclass
+class ProbeSet:
+    pixel_values: torch.Tensor  # (N, T, C, H, W) held-out clips
+    audio_values: torch.Tensor  # (N, 1, S, F)
+    twin_pixels: torch.Tensor  # (K, T, C, H, W): a timing twin's video for each of the first K clips
+
+
+def probe_set(config: TvltConfig, num_clips: int, device: torch.device, num_twins: int = 16) -> ProbeSet:
+    pixel_values, audio_values = scene_inputs(PROBE_SPLIT, list(range(num_clips)), config, device)
+    twins = [twin_inputs(PROBE_SPLIT, index, 2, config, device)[0][1] for index in range(min(num_twins, num_clips))]
+    return ProbeSet(pixel_values, audio_values, torch.stack(twins))
+
+
+def probe(model: TvltForPreTraining, probe_clips: ProbeSet, chunk: int = 64) -> dict[str, float]:
+    """Cheap held-out check: embedding audio->video R@1/R@5 among the probe clips, and how often the matching
+    head scores a clip's own video above its timing twin's for the clip's audio (chance 0.5)."""
+    video = torch.cat([embed_video(model, p) for p in probe_clips.pixel_values.split(chunk)])
+    audio = torch.cat([embed_audio(model, a) for a in probe_clips.audio_values.split(chunk)])
+    similarity = audio @ video.T  # (N, N)
+    ranks = (similarity > similarity.diagonal()[:, None]).sum(dim=1) + 1  # 1-based rank of the own video
+    K = len(probe_clips.twin_pixels)
+    own_audio = probe_clips.audio_values[:K]
+    own = model.matching_head(model.tvlt(probe_clips.pixel_values[:K], own_audio).last_hidden_state)
+    twin = model.matching_head(model.tvlt(probe_clips.twin_pixels, own_audio).last_hidden_state)
+    return {
+        "emb_r1": (ranks <= 1).float().mean().item(),
+        "emb_r5": (ranks <= 5).float().mean().item(),
+        "twin_win": (own > twin).float().mean().item(),
+    }
+
+
+# ---------------------------------------------------------------- run
+def run(
+    config: TvltConfig, opts: PretrainOptions, settings: LoopSettings, device: torch.device
+) -> tuple[TvltForPreTraining, Progress]:
+    """Pretrain (or resume, per `settings.resume`) and return the model (eval mode) and the progress."""
+    torch.manual_seed(opts.seed)
+    model = TvltForPreTraining(config).to(device)
+    temperature = Temperature().to(device)
+    modules = {"model": model, "temperature": temperature}
+    probe_clips = probe_set(config, opts.probe_clips, device)
+    settings = dataclasses.replace(settings, args={**settings.args, "config": config.to_dict(), "pretrain": dataclasses.asdict(opts)})
+    progress = train(
+        modules,
+        make_batch=lambda step: make_batch(step, opts, config, device),
+        compute=lambda batch, fraction: pretrain_step(model, temperature, batch, fraction, opts),
+        batch_size=lambda batch: len(batch.pixel_values),
+        settings=settings,
+        device=device,
+        probe=lambda: probe(model, probe_clips),
+    )
+    return model.eval(), progress
