@@ -70,27 +70,16 @@ def default_sources() -> tuple[str, Optional[str]]:
     return main, sentiment
 
 
-def random_fallback() -> LoadedModel:
-    """A randomly initialised small model, only while the bundled checkpoint does not exist yet."""
-    from tvlt.config import TvltConfig
-    from tvlt.modeling import TvltForPreTraining
-
-    directory = settings.TEMP_ROOT / "random-small"
-    TvltForPreTraining(TvltConfig.small(extra={"random_init": True})).save_pretrained(directory)
-    return load_checkpoint(os.fspath(directory))
-
-
 def main() -> None:
     logging.basicConfig(level=logging.INFO)
     main_source, sentiment_source = default_sources()
-    if main_source == os.fspath(settings.DEFAULT_PRETRAIN_DIR) and not settings.DEFAULT_PRETRAIN_DIR.is_dir():
-        logger.warning("%s is missing: serving a RANDOMLY INITIALISED model", main_source)
-        main_model: str | LoadedModel = random_fallback()
-    else:
+    try:
         main_model = load_checkpoint(main_source)
         if main_model.kind == CLASSIFICATION:  # a fine-tuned checkpoint replaces the sentiment model
             main_model, sentiment_source = load_checkpoint(os.fspath(settings.DEFAULT_PRETRAIN_DIR)), main_model
-    demo = build_demo(main_model, sentiment_source)
+        demo = build_demo(main_model, sentiment_source)
+    except (ValueError, OSError) as error:  # a bad TVLT_CHECKPOINT or an unreachable hub: one sentence, no trace
+        raise SystemExit(f"TVLT Explorer could not start: {error}") from None
     threading.Thread(target=retrieval_view.warm_gallery, args=(demo.ctx,), daemon=True).start()
     demo.launch(server_name=settings.server_name(), server_port=settings.SERVER_PORT,
                 max_file_size=f"{settings.MAX_UPLOAD_MB}mb", ssr_mode=False,

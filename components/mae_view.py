@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import time
 from typing import Optional
 
@@ -174,7 +173,7 @@ def _audio_pair(clip, result: MaeResult, layout: TokenLayout) -> tuple[tuple, tu
     """(original waveform of the window the model heard, Griffin-Lim of the pasted reconstruction), 44.1 kHz."""
     valid_time = int(result.audio_is_valid[0].any(dim=1).sum()) * layout.audio_patch_size[0]
     spec = audio_values_to_spectrogram(result.audio_composite[0])[:valid_time].clip(-1, 1)
-    recon = griffin_lim(spec)
+    recon = tvlt_audio.mel_to_waveform(spec)
     original = clip.waveform[: len(recon)]
     return (tvlt_audio.SAMPLING_RATE, to_int16(original)), (tvlt_audio.SAMPLING_RATE, to_int16(recon))
 
@@ -182,30 +181,6 @@ def _audio_pair(clip, result: MaeResult, layout: TokenLayout) -> tuple[tuple, tu
 def to_int16(waveform: np.ndarray) -> np.ndarray:
     """float in [-1, 1] -> int16 PCM (what gr.Audio sends; converting here avoids gradio's warning)."""
     return (np.clip(waveform, -1.0, 1.0) * 32767).astype(np.int16)
-
-
-@functools.lru_cache(maxsize=1)
-def _mel_pseudo_inverse() -> np.ndarray:
-    """(n_fft // 2 + 1, 128): maps mel power back to linear-frequency power (least squares, clipped at 0 later)."""
-    return np.linalg.pinv(tvlt_audio.mel_filter_bank())
-
-
-def griffin_lim(spec: np.ndarray) -> np.ndarray:
-    """(S, 128) model audio values -> 44.1 kHz float32 waveform of S * 512 samples, for listening.
-
-    Mel -> linear power by the filter bank's pseudo-inverse (a fraction of a second) instead of librosa's
-    NNLS (`tvlt.audio.mel_to_waveform`: ~2 s per 3 s of audio here, and its librosa 0.11 call fails), then
-    Griffin-Lim from zero phase with TVLT's STFT settings.
-    """
-    import librosa
-
-    power = 10.0 ** (tvlt_audio.audio_values_to_db(spec).T / 10.0)  # (F, S) mel power
-    magnitude = np.sqrt(np.maximum(_mel_pseudo_inverse() @ power, 0.0))  # (1025, S)
-    wave = librosa.griffinlim(magnitude, n_iter=tvlt_audio.GRIFFIN_LIM_ITERATIONS, hop_length=tvlt_audio.HOP_LENGTH,
-                              n_fft=tvlt_audio.N_FFT, init=None)
-    wave = np.pad(wave, (0, max(0, spec.shape[0] * tvlt_audio.HOP_LENGTH - len(wave))))[: spec.shape[0] * tvlt_audio.HOP_LENGTH]
-    peak = float(np.abs(wave).max()) if len(wave) else 0.0
-    return (wave / peak if peak > 1.0 else wave).astype(np.float32)
 
 
 def _stats(model: LoadedModel, layout: TokenLayout, result: MaeResult, elapsed: float) -> str:
@@ -277,7 +252,7 @@ def click_audio(ctx: AppContext, clip_key: str, model_key: str, audio_hidden: st
 
 def warm_up() -> None:
     """Pay librosa's import and first-call compilation at start-up rather than in the first visitor's request."""
-    griffin_lim(np.full((16, tvlt_audio.N_MELS), -1.0, np.float32))
+    tvlt_audio.mel_to_waveform(np.full((16, tvlt_audio.N_MELS), -1.0, np.float32))
 
 
 def build(ctx: AppContext, clip_key: gr.State, model_key: gr.State) -> None:

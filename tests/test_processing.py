@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from tvlt import audio
 from tvlt.audio import mel_frequency_axis
 from tvlt.media import AudioClip, InvalidArrayError, VideoClip, load_audio
 from tvlt.processing import TvltFeatureExtractor, TvltImageProcessor, TvltProcessor
@@ -90,3 +91,12 @@ def test_config_round_trip_and_reads_transformers_json(tmp_path):
     assert {k: v for k, v in hf.items() if k != "spectrogram_length"}.items() <= written.items()
     loaded = TvltProcessor.from_pretrained(tmp_path)
     assert loaded.image_processor.num_frames == 4 and loaded.feature_extractor.spectrogram_length == 512
+
+
+def test_long_audio_gives_the_same_features_as_its_model_length_prefix():
+    extractor = TvltFeatureExtractor(spectrogram_length=64)
+    wave = np.random.default_rng(3).standard_normal(44100 * 4).astype(np.float32) * 0.1
+    long = extractor(wave, sampling_rate=44100, return_tensors="np")["audio_values"]
+    reference = audio.log_mel_spectrogram_np(wave)[:64]
+    assert long.shape[2] == 64
+    np.testing.assert_allclose(long[0, 0], reference, atol=1e-6)

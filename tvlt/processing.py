@@ -155,7 +155,10 @@ class TvltFeatureExtractor(_JsonConfig):
 
     def _features(self, waveform: np.ndarray) -> np.ndarray:
         """(L,) -> (min(L // 512, spectrogram_length), 128) float32."""
-        return audio.log_mel_spectrogram_np(waveform)[: self.spectrogram_length]
+        # Frames past spectrogram_length are dropped anyway: skip computing them. Frame i reads samples up to
+        # i * hop + n_fft / 2, so this crop leaves every kept frame (and its reflect padding) unchanged.
+        needed = self.spectrogram_length * audio.HOP_LENGTH + audio.N_FFT
+        return audio.log_mel_spectrogram_np(waveform[:needed])[: self.spectrogram_length]
 
 
 class TvltImageProcessor(_JsonConfig):

@@ -308,11 +308,6 @@ def test_model_controls_follow_the_picked_model(ctx):
     assert len(head.choices) == 1 + config.num_attention_heads
 
 
-def test_griffin_lim_returns_one_hop_per_frame():
-    wave = mae_view.griffin_lim(np.full((32, 128), -0.5, np.float32))
-    assert wave.shape == (32 * 512,) and wave.dtype == np.float32 and np.abs(wave).max() <= 1.0
-
-
 def test_app_queues_with_the_settings(demo):
     assert demo._queue.max_size == settings.QUEUE_MAX_SIZE
 
