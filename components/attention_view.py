@@ -184,7 +184,10 @@ def video_to_audio(ctx: AppContext, clip_key: str, model_key: str, layer: int, h
            min(layout.grid_cols, col + radius + 1))
     progress(0.3, desc=f"capturing layer {layer}")
     maps = _layer_maps(ctx, clip_key, model, inputs, layer)
-    heat = attention.video_to_audio_attention(maps, frame, box, head_index)
+    try:
+        heat = attention.video_to_audio_attention(maps, frame, box, head_index)
+    except ValueError as error:  # the region holds only padding (e.g. a frame a short video did not fill)
+        raise user_error(error, "No video to use there") from error
     spec = audio_values_to_spectrogram(inputs["audio_values"][0])
     return heat_spectrogram(layout, spec, heat[0]), f"Frame {frame}, patch rows {box[0]}–{box[2] - 1}, columns {box[1]}–{box[3] - 1} → spectrogram."
 

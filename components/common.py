@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -14,7 +15,11 @@ import numpy as np
 import torch
 
 from components.core import CLASSIFICATION, PRETRAINING, Clip, ClipStore, LoadedModel, ModelRegistry
+from tvlt import media
 
+logger = logging.getLogger("tvlt_explorer")
+
+UNEXPECTED = "Something went wrong on the server while doing this; it has been logged. Try again, or load the clip again."
 NO_CLIP = "Load a clip first: upload or record a video (or audio), or pick a bundled example, then press “Load clip”."
 
 
@@ -78,10 +83,20 @@ def bind(fn: Callable, ctx: AppContext) -> Callable:
 
     gradio reads the signature (API parameter names, `gr.Progress` defaults) and the type hints
     (`gr.SelectData`); a functools.partial hides the hints, so event handlers are bound with this.
+    Errors no handler turned into a sentence still reach the page as one: a media error as its own message,
+    anything unexpected as a generic sentence, with the traceback in the server log.
     """
     @functools.wraps(fn)
     def bound(*args, **kwargs):
-        return fn(ctx, *args, **kwargs)
+        try:
+            return fn(ctx, *args, **kwargs)
+        except gr.Error:
+            raise
+        except media.MediaError as error:
+            raise gr.Error(str(error), title="Cannot read this media") from error
+        except Exception as error:
+            logger.exception("%s failed", fn.__name__)
+            raise gr.Error(UNEXPECTED) from error
 
     signature = inspect.signature(fn)
     bound.__signature__ = signature.replace(parameters=list(signature.parameters.values())[1:])

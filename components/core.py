@@ -80,6 +80,8 @@ def _architecture(directory: Path) -> str:
 
     with open(directory / "config.json", encoding="utf-8") as f:
         archs = json.load(f).get("architectures") or [PRETRAINING]
+    if not any(a.startswith("Tvlt") for a in archs):
+        raise ValueError(f"{directory.name} holds a {archs[0]}, not a TVLT model; pick a TVLT checkpoint.")
     return CLASSIFICATION if any("Classification" in a for a in archs) else PRETRAINING
 
 
@@ -169,6 +171,9 @@ class ModelRegistry:
         return self._pinned["default"]  # an evicted pick falls back to the default model
 
     def load(self, source: str) -> LoadedModel:
+        pinned = next((m for m in self._pinned.values() if m.source == source), None)
+        if pinned is not None:  # e.g. a bundled directory picked from the dropdown: no second copy in memory
+            return pinned
         with self._lock:
             if source in self._extra:
                 self._extra.move_to_end(source)

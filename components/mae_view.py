@@ -211,15 +211,19 @@ def run_mae(ctx: AppContext, clip_key: str, model_key: str, video_ratio: float, 
 def run_mae_explicit(ctx: AppContext, clip_key: str, model_key: str, video_hidden: str, audio_hidden: str,
                      progress: gr.Progress = gr.Progress()) -> MaeOutputs:
     """Explicit masks: the listed video / audio token numbers (counted within each modality) are hidden."""
-    clip = ctx.clip(clip_key)
-    model = ctx.model(model_key)
-    inputs = clip.inputs(model)
-    layout = TokenLayout.from_config(model.config, inputs["pixel_values"].shape[1], inputs["audio_values"].shape[2])
+    layout = _layout(ctx, clip_key, model_key)
     video = torch.zeros(layout.num_video_tokens, dtype=torch.bool)
     video[parse_indices(video_hidden, layout.num_video_tokens, "video")] = True
     audio = torch.zeros(layout.num_audio_tokens, dtype=torch.bool)
     audio[parse_indices(audio_hidden, layout.num_audio_tokens, "audio")] = True
     return _mae(ctx, clip_key, model_key, video, audio, progress)
+
+
+def _layout(ctx: AppContext, clip_key: str, model_key: str) -> TokenLayout:
+    """The token layout of the user's clip under the user's model."""
+    clip, model = ctx.clip(clip_key), ctx.model(model_key)
+    inputs = clip.inputs(model)
+    return TokenLayout.from_config(model.config, inputs["pixel_values"].shape[1], inputs["audio_values"].shape[2])
 
 
 def toggle_token(text: str, token: Optional[int], total: int, what: str) -> str:
@@ -234,19 +238,13 @@ def toggle_token(text: str, token: Optional[int], total: int, what: str) -> str:
 
 def click_video(ctx: AppContext, clip_key: str, model_key: str, video_hidden: str, evt: gr.SelectData) -> str:
     """A click on the video image toggles the patch under it in the explicit video mask."""
-    clip, model = ctx.clip(clip_key), ctx.model(model_key)
-    inputs = clip.inputs(model)
-    layout = TokenLayout.from_config(model.config, inputs["pixel_values"].shape[1], inputs["audio_values"].shape[2])
-    x, y = evt.index
+    layout, (x, y) = _layout(ctx, clip_key, model_key), evt.index
     return toggle_token(video_hidden, video_click_to_token(layout, x, y), layout.num_video_tokens, "video")
 
 
 def click_audio(ctx: AppContext, clip_key: str, model_key: str, audio_hidden: str, evt: gr.SelectData) -> str:
     """A click on the spectrogram image toggles the audio patch under it."""
-    clip, model = ctx.clip(clip_key), ctx.model(model_key)
-    inputs = clip.inputs(model)
-    layout = TokenLayout.from_config(model.config, inputs["pixel_values"].shape[1], inputs["audio_values"].shape[2])
-    x, y = evt.index
+    layout, (x, y) = _layout(ctx, clip_key, model_key), evt.index
     return toggle_token(audio_hidden, audio_click_to_token(layout, x, y), layout.num_audio_tokens, "audio")
 
 

@@ -144,10 +144,6 @@ def frame_cell_size(height: int, width: int, target: int = 192) -> tuple[int, in
     return height * scale, width * scale
 
 
-def spectrogram_cell_size(S: int, F: int, target_w: int = 768, target_h: int = 160) -> tuple[int, int]:
-    return max(F, min(target_h, 2 * F)), max(target_w, S) if S < target_w else S
-
-
 # ---------------------------------------------------------------- figures
 def _new_figure(width: float, height: float) -> Figure:
     fig = Figure(figsize=(width, height), dpi=100)
@@ -243,18 +239,4 @@ def sentiment_figure(conditions: Sequence[str], scores: Sequence[float]) -> Figu
     for i, s in enumerate(scores):
         ax.text(s + (0.08 if s >= 0 else -0.08), i, f"{s:+.2f}", va="center", ha="left" if s >= 0 else "right", fontsize=8)
     ax.set_xlabel("sentiment score (−3 very negative … +3 very positive)")
-    return fig
-
-
-def attention_over_tokens_figure(values: np.ndarray, boundaries: Sequence[tuple[str, int, int]], title: str) -> Figure:
-    """A 1-d profile of attention over the whole sequence with the modality blocks shaded."""
-    fig = _new_figure(9, 2.0)
-    ax = fig.add_subplot(1, 1, 1)
-    ax.plot(np.arange(len(values)), values, lw=0.8, color="black")
-    for (name, start, stop), colour in zip(boundaries, ("grey", "tab:blue", "tab:orange")):
-        ax.axvspan(start - 0.5, stop - 0.5, color=colour, alpha=0.15, label=name)
-    ax.legend(fontsize=8, loc="upper right")
-    ax.set_xlim(-0.5, len(values) - 0.5)
-    ax.set_xlabel("key token position")
-    ax.set_title(title, fontsize=10)
     return fig

@@ -14,12 +14,13 @@ patches too. Each patch becomes one *token*. The encoder reads one sequence: a *
 (frame by frame, row by row), then every audio patch (time step by time step, low to high frequency). Grey columns in
 the spectrogram are padding, which the encoder ignores."""
 
-MAE = """**Masked autoencoding (MAE).** During pretraining TVLT hides most patches and learns to fill them in from what
-is left. Choose how much to hide and how: video *random* patches, *tube* (the same position in every frame) or whole
-*frames*; audio *patch*, *time* (whole time columns, TVLT's default) or *frequency* bands. Click a patch in the video
-or spectrogram image to hide or reveal it. Columns: original · masked input (striped grey = hidden) · reconstruction ·
-reconstruction pasted under the visible patches · per-patch error (brighter = worse; hidden patches only). The encoder
-only ever sees the visible tokens — that is why MAE pretraining is cheap."""
+MAE = """**Masked autoencoding (MAE).** During pretraining TVLT hides patches — 75 % of the video patches and 15 % of the
+audio patches by default — and learns to fill them in from what is left. Choose how much to hide and how: video
+*random* patches, *tube* (the same position in every frame) or whole *frames*; audio *patch*, *time* (whole time
+columns, TVLT's default) or *frequency* bands. Click a patch in the video or spectrogram image to hide or reveal it.
+Columns: original · masked input (striped grey = hidden) · reconstruction · reconstruction pasted under the visible
+patches · per-patch error (brighter = worse; hidden patches only). The encoder only ever sees the visible tokens (and
+CLS) — that is why MAE pretraining is cheap."""
 
 ATTENTION = """**Attention.** Each encoder layer lets every token look at every other; *heads* look in different ways.
 The CLS token summarises the clip, so where CLS attends shows what the model relies on. *Rollout* multiplies the
@@ -28,15 +29,16 @@ time span to see which video patches it attends to, or click a frame patch to se
 Attention is a hint about information flow, not an explanation."""
 
 RETRIEVAL = """**Retrieval.** TVLT's pretraining also asks: *does this audio belong to this video?* (the matching head).
-Here the query is an audio track and the gallery is a set of videos; every video is scored against the audio and the
-gallery is ranked. ✓ marks the video the audio came from. The swap experiment puts the audio of one clip on another:
-a model that matches sound to vision should score the swapped pairs lower."""
+Here the query is an audio track and the gallery is a set of videos, ranked for it: a cheap embedding similarity
+orders them all and the matching head re-scores the top few (captions say which score each got). ✓ marks the video
+the audio came from. The swap experiment puts the audio of one clip on another: a model that matches sound to vision
+should score the swapped pairs lower."""
 
 SENTIMENT = """**Sentiment.** A copy of TVLT fine-tuned to rate sentiment on CMU-MOSEI's scale from −3 (very negative) to
 +3 (very positive) — the bundled one learned it from this project's synthetic clips, so read it as a demonstration of
 the mechanics, not as a judgement about real people. The 7 classes are the score's integer bins (−3 … +3) and positive means a score ≥ 0, the
 MOSEI conventions. Confidences come from treating the prediction as a normal distribution around the predicted score
-whose spread is the model's measured error (RMSE from the model card, 1.0 when unknown) — a calibration assumption,
+whose spread is the model's measured error (the RMSE stored with the checkpoint, 1.0 when unknown) — a calibration assumption,
 not a second model. The bars show how the score moves when the video or the audio is hidden from the encoder."""
 
 MODEL = """**The model.** Configuration, parameter counts and where the weights came from. Switch checkpoints with the

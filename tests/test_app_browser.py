@@ -9,7 +9,6 @@ from __future__ import annotations
 from components import settings  # noqa: F401  (first: temp dir, analytics off)
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -24,12 +23,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
                  "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
 SHOTS = os.environ.get("TVLT_SCREENSHOTS")
 TIMEOUT_MS = 120_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +48,7 @@ def server(files):
     demo = app.build_demo(settings.DEFAULT_PRETRAIN_DIR if bundled else files["pretrain"],
                           settings.DEFAULT_SENTIMENT_DIR if bundled else files["sentiment"], examples=examples)
     demo.queue(default_concurrency_limit=2, max_size=16)
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=helpers.free_port(), prevent_thread_lock=True, quiet=True,
                             ssr_mode=False, allowed_paths=[str(Path(p).parent) for p in examples.values()])
     yield url, examples
     demo.close()

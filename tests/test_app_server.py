@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from components import settings  # noqa: F401  (first: temp dir, analytics off)
 
-import socket
 import threading
 
 import pytest
@@ -12,12 +11,6 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from tests.components import helpers
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +29,7 @@ def server(files):
 
     demo = app.build_demo(files["pretrain"], files["sentiment"], examples=helpers.examples(files))
     demo.queue(default_concurrency_limit=2, max_size=16)
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=helpers.free_port(), prevent_thread_lock=True, quiet=True,
                             ssr_mode=False, max_file_size="1mb")
     yield url
     demo.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from components import settings  # noqa: F401  (before gradio: temp dir and analytics)
 
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,13 @@ def save_tiny_models(root: Path) -> tuple[Path, Path]:
             TvltConfig.tiny(**TINY, num_labels=1, loss_type="regression", extra={"random_init": True})
         ).save_pretrained(sent)
     return pre, sent
+
+
+def free_port() -> int:
+    """A TCP port that is free on 127.0.0.1 right now (for an in-process gradio server)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def torch_seed() -> None:

@@ -41,6 +41,13 @@ def test_unreadable_media_becomes_a_sentence(ctx, app_files, name, fragment):
     assert "Traceback" not in info.value.message
 
 
+def test_gone_upload_and_silent_audio_become_sentences(ctx, app_files, tmp_path):
+    with pytest.raises(gr.Error, match="gone.mp4 was not found; upload the file again"):  # e.g. pruned from temp
+        inputs.load_clip(ctx, str(tmp_path / "gone.mp4"), None, 0.0, 2.0, "default", None)
+    with pytest.raises(gr.Error, match="silent.mp4 has no audio track; upload an audio file"):  # as the audio
+        inputs.load_clip(ctx, str(app_files["clip"]), str(app_files["silent"]), 0.0, 2.0, "default", None)
+
+
 def test_missing_input_and_bad_windows(ctx, app_files):
     with pytest.raises(gr.Error, match="Upload or record"):
         inputs.load_clip(ctx, None, None, 0.0, 2.0, "default", None)
@@ -117,12 +124,34 @@ def test_views_need_a_clip(ctx):
             call()
 
 
+def test_bound_handlers_never_show_a_stack_trace(ctx, caplog):
+    from components.common import UNEXPECTED, bind
+    from tvlt import media
+
+    def broken(ctx, clip_key: str) -> str:
+        raise {"media": media.NoVideoStreamError("x.wav has no video track"), "bug": RuntimeError("boom")}[clip_key]
+
+    handler = bind(broken, ctx)
+    with pytest.raises(gr.Error, match="x.wav has no video track"):
+        handler("media")
+    with caplog.at_level("ERROR", logger="tvlt_explorer"), pytest.raises(gr.Error) as info:
+        handler("bug")
+    assert info.value.message == UNEXPECTED and "boom" not in info.value.message
+    assert "broken failed" in caplog.text and "RuntimeError: boom" in caplog.text  # the trace stays in the server log
+    with pytest.raises(gr.Error, match="Load a clip first"):  # sentences pass through unchanged
+        bind(patches.patches_view, ctx)(None, "default")
+
+
 # ---------------------------------------------------------------- model picker
 def test_load_model_errors_are_sentences(ctx, tmp_path, monkeypatch):
     with pytest.raises(gr.Error, match="No checkpoint found"):
         inputs.load_model(ctx, str(tmp_path / "missing"))
     with pytest.raises(gr.Error, match="without a config.json"):
         inputs.load_model(ctx, str(tmp_path))
+    (tmp_path / "gpt").mkdir()
+    (tmp_path / "gpt" / "config.json").write_text('{"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2"}')
+    with pytest.raises(gr.Error, match="gpt holds a GPT2LMHeadModel, not a TVLT model"):
+        inputs.load_model(ctx, str(tmp_path / "gpt"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(gr.Error, match="could not reach the Hugging Face Hub"):
         inputs.load_model(ctx, "nobody-here/no-such-model")
@@ -204,7 +233,7 @@ def test_attention_views(ctx, clip_key):
     assert image.shape == cls_s.shape and "Frame 0" in note
 
 
-def test_attention_bad_input(ctx, clip_key):
+def test_attention_bad_input(ctx, clip_key, monkeypatch):
     with pytest.raises(gr.Error, match="Layer 9 does not exist"):
         attention_view.attention_view(ctx, clip_key, "default", 9, "mean of heads")
     with pytest.raises(gr.Error, match="Head 5 does not exist"):
@@ -213,6 +242,13 @@ def test_attention_bad_input(ctx, clip_key):
         attention_view.audio_to_video(ctx, clip_key, "default", 0, "0", 30.0, 31.0)
     with pytest.raises(gr.Error, match="inside the frames"):
         attention_view.video_to_audio(ctx, clip_key, "default", 0, "0", 9, 0, 0, 0)
+
+    def only_padding(*args, **kwargs):
+        raise ValueError("no visible query token in the selection for batch rows [0]")
+
+    monkeypatch.setattr(attention_view.attention, "video_to_audio_attention", only_padding)
+    with pytest.raises(gr.Error, match="No video to use there: No visible query token"):
+        attention_view.video_to_audio(ctx, clip_key, "default", 0, "0", 0, 0, 0, 0)
 
 
 def test_retrieval_and_swap(ctx, clip_key, app_files):
@@ -284,6 +320,7 @@ def test_registry_falls_back_to_default_and_evicts(ctx):
     assert registry.get("one") is one and registry.load("one") is one and loaded == ["one"]
     registry.load("two")
     assert registry.get("one") is registry.default  # evicted: the default model answers
+    assert registry.load(registry.default.source) is registry.default and loaded == ["one", "two"]  # no second copy
 
 
 def test_prune_temp_removes_only_old_files(tmp_path):
