@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+import gradio as gr
 import numpy as np
 import torch
 
@@ -168,7 +169,11 @@ class ModelRegistry:
             if key in self._extra:
                 self._extra.move_to_end(key)
                 return self._extra[key]
-        return self._pinned["default"]  # an evicted pick falls back to the default model
+        if key is None:
+            return self._pinned["default"]
+        # an evicted pick: say so rather than quietly answering with another model
+        raise gr.Error("The model you picked was unloaded to make room for others; load it again in the Model "
+                       "panel (or clear the picker for the bundled model).", title="Model no longer loaded")
 
     def load(self, source: str) -> LoadedModel:
         pinned = next((m for m in self._pinned.values() if m.source == source), None)

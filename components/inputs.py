@@ -177,12 +177,21 @@ def load_model(ctx: AppContext, source: str, progress: gr.Progress = gr.Progress
     source = (source or "").strip()
     if not source or source == "default":
         return ctx.registry.default_key, model_banner(ctx, None)
+    bundled = {str(settings.DEFAULT_PRETRAIN_DIR), str(settings.DEFAULT_SENTIMENT_DIR)}
+    if not settings.PICKER_LOCAL_PATHS and source not in bundled and _looks_local(source):
+        raise gr.Error("This server loads only hub ids (like ZinengTang/tvlt-base) and the bundled models from "
+                       "the picker; local paths are switched off here.", title="Cannot load this checkpoint")
     progress(0.2, desc=f"loading {source}")
     try:
         loaded = ctx.registry.load(source)
     except (ValueError, OSError) as error:  # CheckpointError, HubUnavailableError, a bad .ckpt
         raise gr.Error(str(error), title="Cannot load this checkpoint") from error
     return loaded.key, model_banner(ctx, loaded.key)
+
+
+def _looks_local(source: str) -> bool:
+    """A filesystem path rather than an `owner/name` hub id."""
+    return source.startswith((".", "/", "~", "\\")) or source.count("/") != 1 or source.endswith((".ckpt", ".pt", ".pth"))
 
 
 def model_banner(ctx: AppContext, model_key: Optional[str]) -> str:

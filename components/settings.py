@@ -37,6 +37,9 @@ EXAMPLES_DIR = ASSETS_DIR / "examples"
 CHECKPOINT_ENV = "TVLT_CHECKPOINT"  # a local directory, an original .ckpt or a hub id
 SENTIMENT_CHECKPOINT_ENV = "TVLT_SENTIMENT_CHECKPOINT"
 MAX_LOADED_MODELS = 2  # checkpoints kept in memory besides the default ones
+# Whether visitors may load server-side paths from the model picker (hub ids and the bundled models always
+# work). Off on Hugging Face Spaces by default: a public page must not probe or load the server's files.
+PICKER_LOCAL_PATHS = os.environ.get("TVLT_PICKER_LOCAL_PATHS", "0" if os.environ.get("SPACE_ID") else "1") == "1"
 
 # ---- media limits ----
 MAX_UPLOAD_MB = _env_int("TVLT_MAX_UPLOAD_MB", 50)
@@ -74,19 +77,18 @@ def _make_temp_root() -> Path:
 
 TEMP_ROOT = _make_temp_root()
 GRADIO_TEMP = TEMP_ROOT / "gradio"  # uploads and gradio's processed files
-OUTPUT_DIR = TEMP_ROOT / "outputs"  # files this app writes (thumbnails, audio)
-for _d in (GRADIO_TEMP, OUTPUT_DIR, TEMP_ROOT / "matplotlib"):
+for _d in (GRADIO_TEMP, TEMP_ROOT / "matplotlib"):
     _d.mkdir(parents=True, exist_ok=True)
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-os.environ.setdefault("GRADIO_TEMP_DIR", str(GRADIO_TEMP))
+os.environ["GRADIO_TEMP_DIR"] = str(GRADIO_TEMP)  # uploads and outputs; TVLT_TEMP_DIR moves the whole root
 os.environ.setdefault("MPLCONFIGDIR", str(TEMP_ROOT / "matplotlib"))
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
 def prune_temp(max_age_s: float = MAX_FILE_AGE_S, root: Path | None = None) -> int:
-    """Delete files older than `max_age_s` under `root` (default: uploads and our outputs); returns how many."""
-    roots = [GRADIO_TEMP, OUTPUT_DIR] if root is None else [root]
+    """Delete files older than `max_age_s` under `root` (default: uploads and outputs); returns how many."""
+    roots = [GRADIO_TEMP if root is None else root]
     cutoff = time.time() - max_age_s
     removed = 0
     for path in (p for r in roots for p in r.rglob("*")):

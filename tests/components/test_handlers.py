@@ -4,6 +4,7 @@ from components import settings  # noqa: F401
 
 import os
 import time
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -154,6 +155,16 @@ def test_load_model_errors_are_sentences(ctx, tmp_path, monkeypatch):
         inputs.load_model(ctx, str(tmp_path / "gpt"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(gr.Error, match="could not reach the Hugging Face Hub"):
+        inputs.load_model(ctx, "nobody-here/no-such-model")
+
+
+def test_public_server_refuses_local_paths_in_the_picker(ctx, app_files, monkeypatch):
+    monkeypatch.setattr(settings, "PICKER_LOCAL_PATHS", False)
+    for source in (str(app_files["sentiment"]), "/etc", "../x.ckpt"):
+        with pytest.raises(gr.Error, match="local paths are switched off"):
+            inputs.load_model(ctx, source)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(gr.Error, match="could not reach the Hugging Face Hub"):  # hub ids still go through
         inputs.load_model(ctx, "nobody-here/no-such-model")
 
 
@@ -308,7 +319,7 @@ def test_clip_store_is_a_bounded_lru():
     assert len({a, b, c}) == 3 and len(a) == 32
 
 
-def test_registry_falls_back_to_default_and_evicts(ctx):
+def test_registry_evicts_and_says_so(ctx):
     loaded = []
 
     def loader(source):
@@ -319,7 +330,9 @@ def test_registry_falls_back_to_default_and_evicts(ctx):
     one = registry.load("one")
     assert registry.get("one") is one and registry.load("one") is one and loaded == ["one"]
     registry.load("two")
-    assert registry.get("one") is registry.default  # evicted: the default model answers
+    with pytest.raises(gr.Error, match="unloaded to make room"):  # evicted: never another model's answers
+        registry.get("one")
+    assert registry.get(None) is registry.default
     assert registry.load(registry.default.source) is registry.default and loaded == ["one", "two"]  # no second copy
 
 
@@ -334,8 +347,7 @@ def test_prune_temp_removes_only_old_files(tmp_path):
 
 def test_settings_point_everything_into_one_temp_dir():
     assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False"
-    assert os.environ["GRADIO_TEMP_DIR"].startswith(str(settings.TEMP_ROOT)) or "TVLT_TEMP_DIR" in os.environ
-    assert settings.OUTPUT_DIR.is_relative_to(settings.TEMP_ROOT)
+    assert Path(os.environ["GRADIO_TEMP_DIR"]).is_relative_to(settings.TEMP_ROOT)
 
 
 def test_model_controls_follow_the_picked_model(ctx):
