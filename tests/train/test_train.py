@@ -13,7 +13,7 @@ from tvlt.config import TvltConfig
 from tvlt.modeling import TvltForAudioVisualClassification, TvltForPreTraining
 from tvlt.train import finetune, pretrain
 from tvlt.train.__main__ import PRESETS, main
-from tvlt.train.export import export_run
+from tvlt.train.export import CALIBRATION_CLIPS, export_run, validation_rmse
 from tvlt.train.loop import LoopSettings, cosine_lr, read_checkpoint
 from tvlt.train.objectives import (
     BLANK_AUDIO, BLANK_PIXEL, NegativeMix, blank_modality, info_nce, masked_mse, matching_pairs,
@@ -96,6 +96,9 @@ def test_finetune_from_pretraining_then_resume(pretrain_run, tmp_path):
     assert values and all(math.isfinite(v) for v in values)
     model = TvltForAudioVisualClassification.from_pretrained(os.path.join(out, "export"))
     assert model.config.num_labels == 1 and model.config.loss_type == "regression"
+    calibrated = TvltForAudioVisualClassification.from_pretrained(export_run(out, str(tmp_path / "calibrated")))
+    rmse = calibrated.config.extra["sentiment_rmse"]  # the app's class confidences use it as their spread
+    assert rmse == validation_rmse(model, num_clips=CALIBRATION_CLIPS) and 0 < rmse < 10
 
 
 def test_finetune_starts_from_the_pretrained_encoder(pretrain_run):

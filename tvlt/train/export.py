@@ -51,7 +51,24 @@ def export_run(run: str, directory: str) -> str:
     kind = "sentiment" if "finetune" in args else "pretrain"
     model = sentiment_model(config) if kind == "sentiment" else TvltForPreTraining(config)
     model.load_state_dict(state["modules"]["model"])
+    if kind == "sentiment":
+        model.config.extra["sentiment_rmse"] = validation_rmse(model.eval())
     return export(model, directory, provenance(Progress(**state["progress"]), {"kind": kind, "args": args}))
+
+
+CALIBRATION_CLIPS = 500  # validation faces whose error sets the spread of the app's class confidences
+
+
+def validation_rmse(model: nn.Module, num_clips: int = CALIBRATION_CLIPS) -> float:
+    """Root-mean-square error of a sentiment model on the validation split (never the test split)."""
+    import torch
+
+    from tvlt.train import finetune, pretrain
+
+    with torch.no_grad():
+        clips = pretrain.face_inputs(finetune.PROBE_SPLIT, list(range(num_clips)), model.config, torch.device("cpu"))
+        mse = finetune.probe(model, finetune.FaceBatch(*clips, step=-1))["mse"]
+    return round(mse ** 0.5, 4)
 
 
 def read_provenance(directory: str) -> dict[str, Any]:
