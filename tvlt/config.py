@@ -48,6 +48,19 @@ def _default_labels(num_labels: int) -> dict[int, str]:
     return {i: f"LABEL_{i}" for i in range(num_labels)}
 
 
+# (image px, frames, spectrogram frames x mel bins, encoder width / layers / heads / MLP, decoder likewise)
+_SMALL = dict(
+    image_size=96, num_frames=8, spectrogram_length=256, frequency_length=128,
+    hidden_size=192, num_hidden_layers=6, num_attention_heads=3, intermediate_size=768,
+    decoder_hidden_size=128, decoder_num_hidden_layers=2, decoder_num_attention_heads=4, decoder_intermediate_size=512,
+)
+_TINY = dict(
+    image_size=32, num_frames=2, spectrogram_length=32, frequency_length=32,
+    hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+    decoder_hidden_size=32, decoder_num_hidden_layers=1, decoder_num_attention_heads=2, decoder_intermediate_size=64,
+)
+
+
 @dataclass
 class TvltConfig:
     # input geometry
@@ -174,22 +187,12 @@ class TvltConfig:
     @classmethod
     def small(cls, **overrides: Any) -> "TvltConfig":
         """The bundled model trained by this project."""
-        sizes = dict(
-            image_size=96, num_frames=8, spectrogram_length=256, frequency_length=128, hidden_size=192,
-            num_hidden_layers=6, num_attention_heads=3, intermediate_size=768, decoder_hidden_size=128,
-            decoder_num_hidden_layers=2, decoder_num_attention_heads=4, decoder_intermediate_size=512,
-        )
-        return cls(**{**sizes, **overrides})
+        return cls(**{**_SMALL, **overrides})
 
     @classmethod
     def tiny(cls, **overrides: Any) -> "TvltConfig":
         """A few-thousand-parameter model for tests."""
-        sizes = dict(
-            image_size=32, num_frames=2, spectrogram_length=32, frequency_length=32, hidden_size=32,
-            num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, decoder_hidden_size=32,
-            decoder_num_hidden_layers=1, decoder_num_attention_heads=2, decoder_intermediate_size=64,
-        )
-        return cls(**{**sizes, **overrides})
+        return cls(**{**_TINY, **overrides})
 
     # ---- derived sizes ----
     @property
