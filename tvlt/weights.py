@@ -219,10 +219,16 @@ class PretrainedMixin:
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
         """Write config.json + model.safetensors that transformers 4.40.2 loads."""
+        state_dict = self.state_dict()
+        if any(not torch.is_tensor(v) or v.is_quantized for v in state_dict.values()):
+            raise CheckpointError(
+                "this model has quantized layers (tvlt.quantize_for_cpu) and cannot be saved in transformers' format;"
+                " save the fp32 model it was made from"
+            )
         os.makedirs(directory, exist_ok=True)
         extra = {**self.config.extra, "architectures": [type(self).__name__]}
         dataclasses.replace(self.config, extra=extra).save_pretrained(directory)
         # clone: safetensors refuses tensors that share storage, and views must be contiguous
-        tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in self.state_dict().items()}
+        tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state_dict.items()}
         save_file(tensors, os.path.join(directory, SAFETENSORS_NAME), metadata={"format": "pt"})
 
