@@ -113,6 +113,27 @@ def _write_audio(container, sound, audio, rate, sample_format):
     container.mux(sound.encode(None))
 
 
+class _StreamingSink:
+    """A write-only file object: muxers cannot seek back, as in a browser's MediaRecorder."""
+
+    def __init__(self, file) -> None:
+        self._file = file
+
+    def write(self, data: bytes) -> int:
+        return self._file.write(data)
+
+
+def write_live_webm(path: Path, num_frames: int = 20, fps: int = 10, size: tuple[int, int] = (32, 48)) -> Path:
+    """A webm like a browser webcam recording: written as a stream, so it states no duration and has no
+    seek index (cues). Frames coloured by index; a 440 Hz Opus track as long as the video."""
+    with open(path, "wb") as file, av.open(_StreamingSink(file), "w", format="webm") as container:
+        video = _add_video(container, "libvpx", num_frames, fps, size, 0, None, None)
+        sound = container.add_stream("libopus", rate=48000, layout="mono")
+        _write_frames(container, video, num_frames, size, None)
+        _write_audio(container, sound, tone(num_frames / fps, 48000), 48000, "flt")
+    return path
+
+
 def write_text(path: Path, text: str = "this is not a video\n") -> Path:
     path.write_text(text)
     return path

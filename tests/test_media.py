@@ -1,5 +1,7 @@
 """Decoding real containers with PyAV: formats, seeking, rotation, VFR, errors (clips generated per test run)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -99,6 +101,21 @@ def test_webm_video(clips):
     assert [mc.colour_index(f) for f in clip.frames] == list(np.round(clip.timestamps * 25).astype(int))
 
 
+def test_browser_recording_without_duration_or_index(tmp_path):
+    path = mc.write_live_webm(tmp_path / "webcam.webm", num_frames=20, fps=10)
+    import av
+
+    with av.open(str(path)) as container:  # the case under test: no length anywhere, at most one index entry
+        stream = container.streams.video[0]
+        assert container.duration is None and stream.duration is None and len(stream.index_entries) <= 1
+    clip = load_video(path, num_frames=8)
+    assert clip.duration == pytest.approx(2.0, abs=0.05)
+    assert [mc.colour_index(frame) for frame in clip.frames] == [1, 3, 6, 8, 11, 13, 16, 18]  # shown at 0.125 + k/4 s
+    window = load_video(path, num_frames=4, start=1.0, duration=0.5)
+    assert [mc.colour_index(frame) for frame in window.frames] == [10, 11, 13, 14]  # at 1.0625 + k/8 s
+    assert load_audio(path).duration == pytest.approx(2.0, abs=0.05)
+
+
 def test_rotated_phone_clip_is_upright(tmp_path):
     path = mc.write_media(tmp_path / "phone.mp4", "mp4", num_frames=3, size=(16, 32), rotation=90)
     clip = load_video(path, num_frames=1)
@@ -191,6 +208,14 @@ def test_not_media(tmp_path):
         load_video(mc.write_text(tmp_path / "notes.mp4"))
     with pytest.raises(NotMediaError, match="notes.txt"):
         load_audio(mc.write_text(tmp_path / "notes.txt"))
+    # FFmpeg's tty demuxer renders any longer .txt/.nfo file as video frames; subtitles hold neither track
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    subtitles = "1\n00:00:01,000 --> 00:00:02,000\nhello\n"
+    for name, text in (("readme.txt", readme), ("readme.nfo", readme), ("captions.srt", subtitles),
+                       ("captions.mp4", subtitles)):
+        for load in (load_video, load_audio):
+            with pytest.raises(NotMediaError, match=name):
+                load(mc.write_text(tmp_path / name, text))
 
 
 def test_empty_file(tmp_path):

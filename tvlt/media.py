@@ -23,6 +23,9 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".
 SEEK_GAP_SECONDS = 2.0  # without a keyframe index, decode forward rather than seek for gaps shorter than this
 _FRAME_TIME_TOLERANCE = 1e-6  # seconds; a frame whose pts equals the target is the target frame
 _AUDIO_FRAME_SAMPLES = 1024  # AAC frame size
+# FFmpeg demuxers that turn text into streams: `tty` renders any .txt/.nfo/.ans file as video frames
+_TEXT_FORMATS = frozenset({"tty", "srt", "ass", "webvtt", "subviewer", "subviewer1", "microdvd", "mpl2", "sami",
+                           "realtext", "jacosub", "pjs", "vplayer", "stl", "lrc", "aqtitle", "mpsub"})
 # File signatures of containers PyAV reads: a file that starts like media but will not open is corrupt.
 _MEDIA_MAGIC = (b"RIFF", b"OggS", b"fLaC", b"ID3", b"\x1aE\xdf\xa3", b"FORM", b"\x89PNG", b"\xff\xd8\xff", b"GIF8")
 
@@ -129,13 +132,17 @@ def _checked_path(path: str | os.PathLike) -> Path:
     return file
 
 
-def _unreadable(file: Path, reason: str) -> MediaError:
-    if _looks_like_media(file):
-        return CorruptMediaError(f"{file.name} is damaged or truncated ({reason}); re-export or re-upload it")
+def _not_media(file: Path) -> NotMediaError:
     return NotMediaError(
         f"{file.name} is not an audio, video or image file that can be read; "
         "upload an mp4, webm, mov, wav, mp3, m4a, ogg, flac, png or jpg file"
     )
+
+
+def _unreadable(file: Path, reason: str) -> MediaError:
+    if _looks_like_media(file):
+        return CorruptMediaError(f"{file.name} is damaged or truncated ({reason}); re-export or re-upload it")
+    return _not_media(file)
 
 
 @contextmanager
@@ -147,6 +154,8 @@ def _open_container(file: Path) -> Iterator:
     except (av.error.FFmpegError, UnicodeDecodeError) as error:
         raise _unreadable(file, str(getattr(error, "strerror", error))) from error
     with container:
+        if container.format.name in _TEXT_FORMATS or not (container.streams.video or container.streams.audio):
+            raise _not_media(file)  # text, subtitles, or a container holding neither audio nor video
         try:
             yield container
         except av.error.FFmpegError as error:
@@ -209,6 +218,8 @@ def load_video(
     with _open_container(file) as container:
         stream = _video_stream(container, file.name)
         index_times, is_keyframe = _index_times(stream)
+        if _container_seconds(container, stream) is None:  # e.g. a browser recording: no length, no index
+            index_times, is_keyframe = _packet_times(container, stream)
         total = _video_seconds(container, stream, index_times)
         _check_length(file.name, total, max_seconds)
         begin, end = _window(file.name, total, start, duration)
@@ -236,6 +247,20 @@ def _index_times(stream) -> tuple[np.ndarray, np.ndarray]:
     entries = stream.index_entries or []
     stamps = np.asarray([entry.timestamp for entry in entries], dtype=np.float64) * float(stream.time_base)
     return stamps, np.asarray([entry.is_keyframe for entry in entries], dtype=bool)
+
+
+def _packet_times(container, stream) -> tuple[np.ndarray, np.ndarray]:
+    """Every packet's time in seconds and keyframe flag, read by demuxing without decoding, then back to the start.
+
+    For files whose header states no length and whose index is missing or partial (browser MediaRecorder webm
+    writes neither): the only way to know how long they are. Costs a read of the file, not a decode."""
+    stamps, keys = [], []
+    for packet in container.demux(stream):
+        if packet.pts is not None:
+            stamps.append(float(packet.pts * stream.time_base))
+            keys.append(packet.is_keyframe)
+    container.seek(0)
+    return np.asarray(stamps, dtype=np.float64), np.asarray(keys, dtype=bool)
 
 
 def _video_seconds(container, stream, index_times: np.ndarray) -> float | None:
