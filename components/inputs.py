@@ -87,12 +87,14 @@ def audio_capacity_s(config) -> float:
 
 def _decode_audio(path: str, start: float, duration: float, notes: list[str], limit_s: float) -> media.AudioClip:
     try:
-        return media.load_audio(path, start=start, duration=duration, clip_seconds=limit_s)
+        return media.load_audio(path, start=start, duration=duration, clip_seconds=limit_s,
+                                max_seconds=settings.MAX_MEDIA_S)
     except media.EmptyMediaError:
         if start == 0:
             raise
         notes.append("the audio is shorter than the start time, so it is taken from 0 s")
-        return media.load_audio(path, start=0.0, duration=duration, clip_seconds=limit_s)
+        return media.load_audio(path, start=0.0, duration=duration, clip_seconds=limit_s,
+                                max_seconds=settings.MAX_MEDIA_S)
 
 
 def decode_clip(video_path: Optional[str], audio_path: Optional[str], start: float, duration: float, config) -> Clip:
@@ -107,7 +109,8 @@ def decode_clip(video_path: Optional[str], audio_path: Optional[str], start: flo
     video_clip = None
     if video_path:
         try:
-            video_clip = media.load_video(video_path, num_frames=num_frames, start=start, duration=duration)
+            video_clip = media.load_video(video_path, num_frames=num_frames, start=start, duration=duration,
+                                          max_seconds=settings.MAX_MEDIA_S)
         except media.NoVideoStreamError:
             if audio_path:
                 raise

@@ -68,6 +68,14 @@ def test_upload_size_limit(ctx, app_files, monkeypatch):
         inputs.load_clip(ctx, str(app_files["clip"]), None, 0.0, 2.0, "default", None)
 
 
+def test_media_length_limit(ctx, app_files, monkeypatch):
+    monkeypatch.setattr(settings, "MAX_MEDIA_S", 0.5)
+    with pytest.raises(gr.Error, match=r"more than the 0.5 s limit"):
+        inputs.load_clip(ctx, str(app_files["clip"]), None, 0.0, 2.0, "default", None)
+    with pytest.raises(gr.Error, match=r"more than the 0.5 s limit"):
+        inputs.load_clip(ctx, None, str(app_files["tone"]), 0.0, 2.0, "default", None)
+
+
 def test_silent_video_separate_audio_and_audio_only(ctx, app_files):
     _, status = inputs.load_clip(ctx, str(app_files["silent"]), None, 0.0, 2.0, "default", None)
     assert "no sound track" in status
