@@ -11,7 +11,7 @@ import torch
 
 from tvlt.config import TvltConfig
 from tvlt.modeling import TvltForAudioVisualClassification, TvltForPreTraining
-from tvlt.train import finetune, loop, pretrain
+from tvlt.train import finetune, pretrain
 from tvlt.train.__main__ import PRESETS, main
 from tvlt.train.export import CALIBRATION_CLIPS, export_run, validation_rmse
 from tvlt.train.loop import LoopSettings, cosine_lr, read_checkpoint
@@ -104,7 +104,7 @@ def test_finetune_from_pretraining_then_resume(pretrain_run, tmp_path):
 def test_finetune_starts_from_the_pretrained_encoder(pretrain_run):
     pretrained = TvltForPreTraining.from_pretrained(os.path.join(pretrain_run, "export"))
     model = finetune.sentiment_model(pretrained.config)
-    loop.load_weights(model, pretrain_run)
+    finetune.init_from_pretraining(model, pretrain_run)
     key = "tvlt.encoder.layer.0.attention.attention.query.weight"
     torch.testing.assert_close(model.state_dict()[key], pretrained.state_dict()[key])
 
@@ -194,29 +194,3 @@ def test_tube_mask_hides_the_same_positions_in_every_frame():
     mask = pretrain.tube_mask(config, 3, 0.5, seed=1, device=CPU).view(3, 4, 2, 2)
     assert torch.equal(mask, mask[:, :1].expand_as(mask))
     assert mask[:, 0].flatten(1).sum(dim=1).tolist() == [2, 2, 2]
-
-
-def test_refine_mae_trains_only_the_decoder_then_resumes(pretrain_run, tmp_path):
-    out = str(tmp_path)
-    flags = ["--device", "cpu", "--batch", "8", "--probe-clips", "8", "--log-every", "1", "--warmup-steps", "1",
-             "--lr", "1e-2"]
-    main(["refine-mae", "--init", pretrain_run, "--out", out, "--steps", "2", *flags])
-    main(["refine-mae", "--out", out, "--steps", "3", "--resume", *flags])  # --init comes from the checkpoint
-    state = read_checkpoint(out)
-    assert state["progress"]["step"] == 3 and state["args"]["init"] == pretrain_run
-    assert state["args"]["init_provenance"]["kind"] == "pretrain"  # where the weights first came from
-    before = TvltForPreTraining.from_pretrained(os.path.join(pretrain_run, "export")).state_dict()
-    after = TvltForPreTraining.from_pretrained(os.path.join(out, "export")).state_dict()
-    frozen = [k for k in before if k.startswith(("tvlt.", "matching_head."))]
-    assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)
-    changed = [k for k in before if k not in frozen and not torch.equal(before[k], after[k])]
-    assert "decoder.decoder_layers.0.attention.attention.query.weight" in changed
-    assert "pixel_mae_head.decoder.weight" in changed
-    for key in ("mae_video", "probe_video_objects", "probe_object_ratio"):
-        values = _log_values(os.path.join(out, "train.log"), key)
-        assert values and all(math.isfinite(v) for v in values), key
-
-
-def test_refine_mae_needs_a_model_to_refine(tmp_path):
-    with pytest.raises(ValueError, match="--init"):
-        main(["refine-mae", "--out", str(tmp_path), "--steps", "1", "--device", "cpu", "--batch", "8"])

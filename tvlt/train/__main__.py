@@ -136,15 +136,6 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     _finish(model, progress, args, "sentiment")
 
 
-def cmd_refine_mae(args: argparse.Namespace) -> None:
-    from tvlt.train import refine_mae
-
-    opts = _options(args, refine_mae.RefineOptions)
-    config = _config(args) if args.resume else _init_config(args.init, args.config)
-    model, progress = refine_mae.run(config, opts, _settings(args), pick_device(args.device), args.init)
-    _finish(model, progress, args, "pretrain")
-
-
 def _init_config(init: Optional[str], preset: str) -> TvltConfig:
     """The pretraining run's config (checkpoint or export), or the preset when starting from scratch."""
     if not init:
@@ -172,7 +163,6 @@ def build_parser() -> argparse.ArgumentParser:
     from tvlt.train.evaluate import EvalSettings
     from tvlt.train.finetune import FinetuneOptions
     from tvlt.train.pretrain import PretrainOptions
-    from tvlt.train.refine_mae import RefineOptions
 
     parser = argparse.ArgumentParser(prog="python -m tvlt.train", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -185,11 +175,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_options(f, FinetuneOptions)
     f.add_argument("--init", default=None, help="pretraining run directory, checkpoint or export")
     f.set_defaults(func=cmd_finetune)
-    r = sub.add_parser("refine-mae", help="train only the MAE decoder of a pretrained model, the encoder frozen")
-    _add_loop_flags(r, lr=5e-4, warmup=50)
-    _add_options(r, RefineOptions)
-    r.add_argument("--init", default=None, help="pretraining run directory, checkpoint or export")
-    r.set_defaults(func=cmd_refine_mae)
     e = sub.add_parser("export", help="transformers-format directory from a run's checkpoint")
     e.add_argument("--run", required=True, help="run directory or checkpoint.pt")
     e.add_argument("--out", required=True)

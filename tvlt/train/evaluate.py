@@ -184,17 +184,11 @@ def _grid_positions(*sizes: int) -> torch.Tensor:
 
 
 def mae_metrics(model: TvltForPreTraining, settings: EvalSettings, device: torch.device) -> tuple[dict, Any]:
-    """Masked-patch MSE of the model vs the two baselines on the test scenes; returns (metrics, (pixels, result))."""
-    clips = corpus.scene_batch(SPLIT, list(range(settings.mae_clips)), device, **clip_geometry(model.config))
-    return mae_table(model, clips, settings.seed)
-
-
-def mae_table(model: TvltForPreTraining, clips: corpus.ClipBatch, seed: int) -> tuple[dict, Any]:
-    """Masked-patch MSE of the model vs the two baselines at the config's ratios on scene `clips` (with their
-    meta) -> (metrics, (pixel_values, MaeResult))."""
+    """Masked-patch MSE of the model vs the two baselines at the config's ratios; returns (metrics, result, clips)."""
     config = model.config
+    clips = corpus.scene_batch(SPLIT, list(range(settings.mae_clips)), device, **clip_geometry(config))
     pixel_values, audio_values = model_inputs(clips)
-    video_spec, audio_spec = default_masking(config, seed)
+    video_spec, audio_spec = default_masking(config, settings.seed)
     result = reconstruct(model, pixel_values, audio_values, video_spec, audio_spec)
     layout = TokenLayout.from_config(config)
     video = layout.patchify_video(pixel_values).cpu()
@@ -217,7 +211,7 @@ def mae_table(model: TvltForPreTraining, clips: corpus.ClipBatch, seed: int) -> 
     on_objects = video_table["masked on objects"]
     ratio = on_objects["model"] / min(on_objects["mean of visible"], on_objects["nearest visible"])
     metrics = {"video mask": f"{video_spec.kind} {video_spec.ratio:.0%}", "audio mask": f"{audio_spec.kind} {audio_spec.ratio:.0%}",
-               "clips": len(pixel_values), "video": video_table, "audio": audio_table, "object ratio": ratio}
+               "clips": settings.mae_clips, "video": video_table, "audio": audio_table, "object ratio": ratio}
     return metrics, (pixel_values, result)
 
 
@@ -299,15 +293,6 @@ def _compute_rows(provenances: dict[str, dict[str, Any]]) -> list[list[Any]]:
     return rows
 
 
-REFINEMENT = "MAE decoder refinement"
-
-
-def pretraining_stages(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """One provenance per stage: a refined export (`refine-mae`) names the pretraining it started from."""
-    init = record.get("args", {}).get("init_provenance")
-    return {"pretraining": init, REFINEMENT: record} if init else {"pretraining": record}
-
-
 def render_card(results: dict[str, Any], provenances: dict[str, dict[str, Any]], config: TvltConfig,
                 settings: EvalSettings, figure_name: str) -> str:
     """The model card markdown from computed results and the exports' provenance."""
@@ -329,7 +314,7 @@ def render_card(results: dict[str, Any], provenances: dict[str, dict[str, Any]],
         f"{params['pretrain'] / 1e6:.2f} M, sentiment model {params['sentiment'] / 1e6:.2f} M. Files: "
         "`tvlt-small-pretrain/` (matching head + MAE decoder) and `tvlt-small-sentiment/` (regression head), "
         "transformers 4.40.2 format.",
-        "## Training data\n\n" + TRAINING_DATA + (REFINEMENT_DATA if REFINEMENT in provenances else ""),
+        "## Training data\n\n" + TRAINING_DATA,
         "## Compute\n\n" + _table(["model", "device", "wall time (min)", "steps", "clips seen", "git commit (when exported)"],
                                   _compute_rows(provenances)) + "\n\nCommands:\n\n" + (commands or "    not recorded"),
         f"## Audio -> video retrieval ({r['candidates']} test clips; each audio query ranks all videos)\n\n"
@@ -381,12 +366,6 @@ TRAINING_DATA = (
     "Train, validation and test clips come from disjoint seeds."
 )
 
-REFINEMENT_DATA = (
-    " After pretraining, the MAE decoder alone (decoder embeddings, mask tokens, decoder blocks, MAE heads) was "
-    "trained further on the MAE loss with the encoder and the matching head frozen, so retrieval and matching are "
-    "unchanged by it."
-)
-
 LIMITS = (
     "- It has never seen real video or real speech: real webcam or microphone input is far outside its domain, and "
     "its retrieval, reconstruction and sentiment outputs on such input are not meaningful.\n"
@@ -419,7 +398,7 @@ def write_model_card(pretrain_dir: str, sentiment_dir: str, out_path: str, setti
     os.makedirs(directory, exist_ok=True)
     mae_figure(mae_pixels, mae_result, TokenLayout.from_config(config), settings.figure_clips).save(
         os.path.join(directory, FIGURE_NAME))
-    provenances = {**pretraining_stages(read_provenance(pretrain_dir)), "sentiment": read_provenance(sentiment_dir)}
+    provenances = {"pretraining": read_provenance(pretrain_dir), "sentiment": read_provenance(sentiment_dir)}
     with open(out_path, "w", encoding="utf-8") as f:
         f.write(render_card(results, provenances, config, settings, FIGURE_NAME))
     return out_path

@@ -23,7 +23,7 @@ from tvlt.audio import HOP_LENGTH, N_MELS, SAMPLING_RATE, log_mel_spectrogram
 from tvlt.config import TvltConfig
 from tvlt.layout import TokenLayout
 from tvlt.masking import MaskSpec, generate_batch_mask
-from tvlt.modeling import TvltForPreTraining, TvltModelOutput
+from tvlt.modeling import TvltForPreTraining
 from tvlt.retrieval import embed_audio, embed_video
 from tvlt.train import corpus
 from tvlt.train.loop import LoopSettings, Progress, StepOutput, train
@@ -144,13 +144,6 @@ def mae_losses(
     pixel_is_masked: bool (B, Nv) explicit video mask, or None for random masking at the config ratio.
     """
     output = model.tvlt(pixel_values, audio_values, mask_pixel=True, mask_audio=True, pixel_is_masked=pixel_is_masked)
-    return masked_patch_losses(model, output, pixel_values, audio_values)
-
-
-def masked_patch_losses(
-    model: TvltForPreTraining, output: TvltModelOutput, pixel_values: torch.Tensor, audio_values: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Decode a masked encoder output -> (video, audio) MSE on its hidden patches."""
     pixel_predictions, audio_predictions = model.decode(output)  # (B, Nv, P), (B, Na, Pa)
     layout = TokenLayout.from_config(model.config)
     return (
