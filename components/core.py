@@ -37,6 +37,7 @@ class LoadedModel:
     processor: Any  # tvlt.processing.TvltProcessor
     trained_on: str
     not_for: str
+    directory: Optional[Path] = None  # where its files are (config, provenance, model card); None for a .ckpt
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -144,6 +145,7 @@ def _wrap(source: str, model: torch.nn.Module, kind: str, directory: Optional[Pa
     return LoadedModel(
         key=source, source=source, model=model, kind=kind, config=model.config,
         processor=_processor_for(directory, model.config), trained_on=trained_on, not_for=not_for,
+        directory=directory,
     )
 
 

@@ -1,7 +1,8 @@
-"""Model view: configuration, parameter counts, provenance and the model card."""
+"""Model view: configuration, parameter counts, provenance and the model card of the picked checkpoint."""
 
 from __future__ import annotations
 
+import json
 from typing import Optional
 
 import gradio as gr
@@ -39,19 +40,44 @@ def config_table(model: LoadedModel) -> str:
     return "\n".join(rows)
 
 
+def provenance_line(model: LoadedModel) -> str:
+    """How the checkpoint was made, from the provenance.json that `python -m tvlt.train` writes (if any)."""
+    path = None if model.directory is None else model.directory / "provenance.json"
+    if path is None or not path.is_file():
+        return "**Provenance:** no provenance.json next to this checkpoint."
+    record = json.loads(path.read_text(encoding="utf-8"))
+    minutes = record.get("wall_seconds", float("nan")) / 60
+    commands = "; ".join(f"`{c}`" for c in record.get("commands", [])) or "not recorded"
+    return (f"**Provenance:** {record.get('steps', '?')} steps, {record.get('clips_seen', '?')} clips, "
+            f"{minutes:.1f} min on {record.get('device', 'unknown')} (commit {record.get('git_commit') or '?'}); "
+            f"commands: {commands}")
+
+
 def describe(model: LoadedModel, title: str) -> str:
     return "\n\n".join([
         f"### {title}",
         f"**Class:** `{model.kind}` · **source:** `{model.source}` · **trained on:** {model.trained_on} · "
         f"**not for:** {model.not_for}",
-        config_table(model), parameter_table(model),
+        provenance_line(model), config_table(model), parameter_table(model),
     ])
 
 
-def model_card() -> str:
-    if settings.MODEL_CARD_PATH.is_file():
-        return settings.MODEL_CARD_PATH.read_text(encoding="utf-8")
-    return "*The model card (`assets/MODEL_CARD.md`) is not there yet; it records the bundled models' measured metrics.*"
+def _is_bundled(model: LoadedModel) -> bool:
+    bundled = (settings.DEFAULT_PRETRAIN_DIR.resolve(), settings.DEFAULT_SENTIMENT_DIR.resolve())
+    return model.directory is not None and model.directory.resolve() in bundled
+
+
+def model_card(model: LoadedModel) -> str:
+    """The bundled models' measured card for a bundled model, else the checkpoint's own README (a hub model card)."""
+    if _is_bundled(model):
+        if settings.MODEL_CARD_PATH.is_file():
+            return settings.MODEL_CARD_PATH.read_text(encoding="utf-8")
+        return "*The model card (`assets/MODEL_CARD.md`) is not there yet; it records the bundled models' metrics.*"
+    own = None if model.directory is None else model.directory / "README.md"
+    if own is not None and own.is_file():
+        return own.read_text(encoding="utf-8")
+    return (f"*`{model.source}` is not a bundled model and comes with no model card (README.md), so no measured "
+            "metrics are known for it here; evaluate it before trusting its outputs.*")
 
 
 def model_info(ctx: AppContext, model_key: Optional[str]) -> tuple[str, str]:
@@ -62,7 +88,7 @@ def model_info(ctx: AppContext, model_key: Optional[str]) -> tuple[str, str]:
         parts.append(describe(ctx.registry.default, "Bundled main model"))
     if ctx.registry.sentiment is not None and picked is not ctx.registry.sentiment:
         parts.append(describe(ctx.registry.sentiment, "Sentiment model"))
-    return "\n\n".join(parts), model_card()
+    return "\n\n".join(parts), model_card(picked)
 
 
 def build(ctx: AppContext, model_key: gr.State, model_loaded=None) -> None:

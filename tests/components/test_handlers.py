@@ -313,7 +313,21 @@ def test_sentiment_without_a_sentiment_model(ctx, clip_key):
 def test_model_info(ctx):
     info, card = model_view.model_info(ctx, None)
     assert "| **total** |" in info and "`hidden_size` | 32" in info
-    assert "Sentiment model" in info and card
+    assert "Sentiment model" in info and "**Provenance:**" in info
+    assert "not a bundled model" in card  # the test models are not the bundled ones: no borrowed metrics
+
+
+def test_model_card_belongs_to_the_checkpoint(ctx, tmp_path):
+    import dataclasses
+
+    bundled = dataclasses.replace(ctx.registry.default, directory=settings.DEFAULT_PRETRAIN_DIR)
+    assert model_view.model_card(bundled) == settings.MODEL_CARD_PATH.read_text(encoding="utf-8")
+    assert "R@1" in model_view.model_card(bundled)
+    (tmp_path / "README.md").write_text("# my checkpoint\nmeasured elsewhere\n")
+    (tmp_path / "provenance.json").write_text('{"steps": 7, "clips_seen": 70, "wall_seconds": 60, "device": "cpu"}')
+    own = dataclasses.replace(ctx.registry.default, directory=tmp_path)
+    assert model_view.model_card(own).startswith("# my checkpoint")
+    assert "7 steps, 70 clips, 1.0 min on cpu" in model_view.provenance_line(own)
 
 
 # ---------------------------------------------------------------- shared state
