@@ -151,15 +151,17 @@ def attention_view(ctx: AppContext, clip_key: str, model_key: str, layer: int, h
 
 def audio_to_video(ctx: AppContext, clip_key: str, model_key: str, layer: int, head: str, start_s: float, end_s: float,
                    progress: gr.Progress = gr.Progress()) -> tuple[np.ndarray, str]:
-    """Where the audio between start_s and end_s (seconds into the model's window) looks in the frames."""
+    """Where the audio between start_s and end_s (seconds into the file, as on the Patches axis) looks in the frames."""
     clip, model, inputs, layout = _setup(ctx, clip_key, model_key)
     layer, head_index = _layer(layer, model), _head(head, model)
     fps = tvlt_audio.SAMPLING_RATE / tvlt_audio.HOP_LENGTH
+    heard = inputs["audio_values"].shape[-2] / fps  # seconds of spectrogram the model gets
     try:
-        span = attention.seconds_to_time_patches(float(start_s), float(end_s), fps, layout.audio_patch_size[0],
-                                                 layout.audio_time_patches)
+        span = attention.seconds_to_time_patches(float(start_s) - clip.start, float(end_s) - clip.start, fps,
+                                                 layout.audio_patch_size[0], layout.audio_time_patches)
     except ValueError as error:
-        raise user_error(error, "Choose an audio span inside the clip") from error
+        where = f"Choose an audio span between {clip.start:.2f} and {clip.start + heard:.2f} s"
+        raise user_error(error, where) from error
     progress(0.3, desc=f"capturing layer {layer}")
     maps = _layer_maps(ctx, clip_key, model, inputs, layer)
     try:
@@ -167,7 +169,7 @@ def audio_to_video(ctx: AppContext, clip_key: str, model_key: str, layer: int, h
     except ValueError as error:
         raise user_error(error, "No audio to use there") from error
     frames = pixel_values_to_frames(inputs["pixel_values"][0])
-    t0, t1 = (s * layout.audio_patch_size[0] / fps for s in span)
+    t0, t1 = (clip.start + s * layout.audio_patch_size[0] / fps for s in span)
     return heat_frames(layout, frames, heat[0]), f"Audio {t0:.2f}–{t1:.2f} s (time patches {span[0]}–{span[1] - 1}) → frames."
 
 
@@ -235,7 +237,8 @@ def build(ctx: AppContext, clip_key: gr.State, model_key: gr.State, model_loaded
 
     gr.Markdown("### Cross-modal attention")
     with gr.Row():
-        start = gr.Number(0.0, label="audio span start (s into the window)", elem_id="att_span_start", minimum=0)
+        start = gr.Number(0.0, label="audio span start (s, as on the Patches axis)", elem_id="att_span_start",
+                          minimum=0)
         end = gr.Number(0.5, label="audio span end (s)", elem_id="att_span_end", minimum=0)
         a2v_run = gr.Button("Audio span → frames", elem_id="att_a2v_run")
     a2v_note = gr.Markdown(elem_id="att_a2v_note")

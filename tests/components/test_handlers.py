@@ -257,7 +257,7 @@ def test_attention_bad_input(ctx, clip_key, monkeypatch):
         attention_view.attention_view(ctx, clip_key, "default", 9, "mean of heads")
     with pytest.raises(gr.Error, match="Head 5 does not exist"):
         attention_view.attention_view(ctx, clip_key, "default", 0, "5")
-    with pytest.raises(gr.Error, match="audio span"):
+    with pytest.raises(gr.Error, match=r"audio span between 0.00 and \d"):
         attention_view.audio_to_video(ctx, clip_key, "default", 0, "0", 30.0, 31.0)
     with pytest.raises(gr.Error, match="inside the frames"):
         attention_view.video_to_audio(ctx, clip_key, "default", 0, "0", 9, 0, 0, 0)
@@ -268,6 +268,16 @@ def test_attention_bad_input(ctx, clip_key, monkeypatch):
     monkeypatch.setattr(attention_view.attention, "video_to_audio_attention", only_padding)
     with pytest.raises(gr.Error, match="No video to use there: No visible query token"):
         attention_view.video_to_audio(ctx, clip_key, "default", 0, "0", 0, 0, 0, 0)
+
+
+def test_attention_span_is_in_file_seconds_like_the_patches_axis(ctx, app_files):
+    from components import inputs
+
+    key, _ = inputs.load_clip(ctx, str(app_files["clip"]), None, 0.5, 1.0, "default", None)  # window 0.5-1.5 s
+    _, note = attention_view.audio_to_video(ctx, key, "default", 0, "0", 0.5, 0.7)
+    assert "Audio 0.50–" in note and "time patches 0–" in note
+    with pytest.raises(gr.Error, match="between 0.50 and"):
+        attention_view.audio_to_video(ctx, key, "default", 0, "0", 0.0, 0.2)  # before the window
 
 
 def test_retrieval_and_swap(ctx, clip_key, app_files):
