@@ -258,6 +258,7 @@ def build(ctx: AppContext, clip_key: gr.State, model_key: gr.State, model_loaded
     v2a = bind(video_to_audio, ctx)
     v2a_inputs = [clip_key, model_key, layer, head, frame, row, col, radius]
     v2a_run.click(v2a, v2a_inputs, [v2a_img, v2a_note], api_name="attention_video_to_audio")
+    # a click carries browser event data a script cannot send: UI-only; scripts use /attention_video_to_audio
     cls_frames.select(bind(click_frame, ctx), [clip_key, model_key], [frame, row, col],
-                      api_name="attention_click_frame").success(v2a, v2a_inputs, [v2a_img, v2a_note],
-                                                                 api_name="attention_click_frame_run")
+                      api_name="attention_click_frame", api_visibility="private").success(
+        v2a, v2a_inputs, [v2a_img, v2a_note], api_name="attention_click_frame_run", api_visibility="private")

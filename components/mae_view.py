@@ -286,9 +286,9 @@ def build(ctx: AppContext, clip_key: gr.State, model_key: gr.State) -> None:
               outputs, api_name="mae")
     explicit = bind(run_mae_explicit, ctx)
     run_explicit.click(explicit, [clip_key, model_key, video_hidden, audio_hidden], outputs, api_name="mae_explicit")
-    video_img.select(bind(click_video, ctx), [clip_key, model_key, video_hidden], video_hidden,
-                     api_name="mae_click_video").success(explicit, [clip_key, model_key, video_hidden, audio_hidden], outputs,
-                                                         api_name="mae_click_video_run")
-    audio_img.select(bind(click_audio, ctx), [clip_key, model_key, audio_hidden], audio_hidden,
-                     api_name="mae_click_audio").success(explicit, [clip_key, model_key, video_hidden, audio_hidden], outputs,
-                                                         api_name="mae_click_audio_run")
+    # clicks carry browser event data a script cannot send: UI-only; scripts use /mae_explicit
+    ui_only = dict(api_visibility="private")
+    for image, click, hidden, name in ((video_img, click_video, video_hidden, "mae_click_video"),
+                                       (audio_img, click_audio, audio_hidden, "mae_click_audio")):
+        image.select(bind(click, ctx), [clip_key, model_key, hidden], hidden, api_name=name, **ui_only).success(
+            explicit, [clip_key, model_key, video_hidden, audio_hidden], outputs, api_name=f"{name}_run", **ui_only)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from components import settings  # noqa: F401  (first: temp dir, analytics off)
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -137,6 +138,9 @@ def test_every_view_in_the_browser(page, server):
     page.locator("#ret_swap_table").get_by_text("swapped").wait_for()
     shot(page, "retrieval")
 
+    face = next((name for name in examples if "face" in name), None)
+    if face is not None:  # sentiment on what the sentiment model learned on: a talking face
+        pick_example(page, face)
     open_tab(page, "Sentiment")
     page.locator("#sent_run").click()
     page.locator("#sent_ablation img").wait_for()
@@ -161,11 +165,17 @@ def test_errors_show_as_sentences_and_the_page_keeps_working(page, files):
     assert "Traceback" not in page.content()
 
 
-def test_pick_a_bundled_example(page, server):
-    name = next(iter(server[1]))
+def pick_example(page, name: str) -> None:
+    before = page.locator("#input_status").inner_text()
     page.locator("#input_example input").click()
     page.get_by_role("option", name=name).click()
-    page.locator("#input_status").get_by_text("Loaded").wait_for()  # picking loads the clip by itself
+    page.wait_for_function(  # picking loads the clip by itself
+        "b => { const t = document.querySelector('#input_status').innerText; return t !== b && t.includes('Loaded'); }",
+        arg=before, timeout=TIMEOUT_MS)
+
+
+def test_pick_a_bundled_example(page, server):
+    pick_example(page, next(iter(server[1])))
     page.locator("#patches_frames img").wait_for()
 
 
@@ -186,4 +196,7 @@ def test_webcam_and_microphone_recording(page):
     status = page.locator("#input_status")
     status.get_by_text("Loaded").wait_for()
     assert "replaces" in status.inner_text()  # the microphone track replaced the webcam's
+    # a browser recording states no duration: the frames must still spread over it, not collapse to one
+    sampled = int(re.search(r"(\d+) frames sampled", status.inner_text()).group(1))
+    assert sampled > 1
     page.locator("#patches_frames img").wait_for()
