@@ -23,11 +23,12 @@ FORMATS = {
     "m4a": ("ipod", None, "aac", "fltp"),
     "aac": ("adts", None, "aac", "fltp"),  # raw AAC (ADTS frames), as some recorders save
 }
-COLOUR_STEP = 8  # frame i -> grey level 16 + 8 i (survives lossy coding; 28 distinct frames)
+COLOUR_STEP = 8  # frame i -> grey level 16 + 8 (i mod 28) (survives lossy coding; 28 distinct frames)
+DISTINCT_COLOURS = 28
 
 
 def index_colour(index: int) -> int:
-    return 16 + COLOUR_STEP * index
+    return 16 + COLOUR_STEP * (index % DISTINCT_COLOURS)
 
 
 def colour_index(frame: np.ndarray) -> int:

@@ -285,4 +285,25 @@ def test_containers_are_closed(clips):
     gc.collect()
     # type(), not isinstance(): gc may hold dead weak proxies, which raise ReferenceError on attribute access
     assert not [o for o in gc.get_objects() if type(o) is av.container.InputContainer]
-    assert media.SEEK_GAP_SECONDS > 0
+
+
+def test_sampling_seeks_so_cost_follows_frames_not_length(tmp_path, monkeypatch):
+    decoded = []
+    seek = media._FrameCursor.seek
+
+    def counting_seek(self, seconds):  # count every frame pulled from the decoder after each seek
+        seek(self, seconds)
+        frames = self._frames
+        self._frames = (decoded.append(1) or frame for frame in frames)
+
+    monkeypatch.setattr(media._FrameCursor, "seek", counting_seek)
+    counts = {}
+    for seconds in (4, 40):  # keyframe every second (25 frames)
+        path = mc.write_media(tmp_path / f"{seconds}s.mp4", num_frames=25 * seconds, gop=25)
+        decoded.clear()
+        clip = load_video(path, num_frames=8)
+        assert len(clip.frames) == 8
+        counts[seconds] = len(decoded)
+    # 8 targets, each at most a keyframe interval (25 frames) past its keyframe: bounded, whatever the length
+    assert counts[40] <= 8 * 26 < 25 * 40
+    assert counts[40] < 2 * counts[4] + 50
