@@ -39,8 +39,12 @@ def heat_spectrogram(layout: TokenLayout, spec: np.ndarray, heat: torch.Tensor) 
     base = plots.spectrogram_rgb(spec, cmap="gray")  # (F, S, 3)
     heat_img = heat.T[::-1]  # (f, s), low frequencies at the bottom
     image = plots.overlay_heat(base, np.ascontiguousarray(heat_img), alpha=0.6)
-    S = spec.shape[0]
-    return plots.resize(image, (max(128, spec.shape[1]), max(512, min(2 * S, 1024))))
+    return plots.resize(image, (max(128, spec.shape[1]), spectrogram_width(spec.shape[0])))
+
+
+def spectrogram_width(num_frames: int) -> int:
+    """Pixel width of a drawn spectrogram of `num_frames` time steps (S)."""
+    return max(512, min(2 * num_frames, 1024))
 
 
 def _head(head: str | int | None, model: LoadedModel) -> Optional[int]:
@@ -204,6 +208,16 @@ def click_frame(ctx: AppContext, clip_key: str, model_key: str, evt: gr.SelectDa
     return frame, int(u * layout.grid_rows), int(v * layout.grid_cols)
 
 
+def click_spectrogram(ctx: AppContext, clip_key: str, model_key: str, evt: gr.SelectData) -> tuple[float, float]:
+    """A click on a spectrogram image -> (start, end) seconds into the file of the time patch under it."""
+    clip, _, inputs, layout = _setup(ctx, clip_key, model_key)
+    S = inputs["audio_values"].shape[-2]
+    column = min(int(evt.index[0] / spectrogram_width(S) * (S // layout.audio_patch_size[0])),
+                 S // layout.audio_patch_size[0] - 1)
+    seconds = layout.audio_patch_size[0] * tvlt_audio.HOP_LENGTH / tvlt_audio.SAMPLING_RATE  # per time patch
+    return round(clip.start + column * seconds, 3), round(clip.start + (column + 1) * seconds, 3)
+
+
 def model_controls(ctx: AppContext, model_key: str) -> tuple[gr.Slider, gr.Dropdown]:
     """Layer and head choices sized for the picked model."""
     config = ctx.model(model_key).config
@@ -224,7 +238,7 @@ def build(ctx: AppContext, clip_key: gr.State, model_key: gr.State, model_loaded
     notes = gr.Markdown(elem_id="att_notes")
     gr.Markdown("**CLS → frames** (click a patch for its cross-modal map below)")
     cls_frames = gr.Image(label="CLS to frames", show_label=False, interactive=False, elem_id="att_cls_frames", format="png")
-    gr.Markdown("**CLS → spectrogram (time →, frequency ↑)**")
+    gr.Markdown("**CLS → spectrogram (time →, frequency ↑)** (click a time column for its cross-modal map below)")
     cls_spec = gr.Image(label="CLS to spectrogram", show_label=False, interactive=False, elem_id="att_cls_spec", format="png")
     gr.Markdown("**rollout: CLS → frames through all layers**")
     roll_frames = gr.Image(label="rollout to frames", show_label=False, interactive=False, elem_id="att_roll_frames", format="png")
@@ -253,12 +267,16 @@ def build(ctx: AppContext, clip_key: gr.State, model_key: gr.State, model_loaded
     v2a_note = gr.Markdown(elem_id="att_v2a_note")
     gr.Markdown("**what this region listens to**")
     v2a_img = gr.Image(label="frame region to spectrogram", show_label=False, interactive=False, elem_id="att_v2a", format="png")
-    a2v_run.click(bind(audio_to_video, ctx), [clip_key, model_key, layer, head, start, end],
-                  [a2v_img, a2v_note], api_name="attention_audio_to_video")
+    a2v = bind(audio_to_video, ctx)
+    a2v_inputs = [clip_key, model_key, layer, head, start, end]
+    a2v_run.click(a2v, a2v_inputs, [a2v_img, a2v_note], api_name="attention_audio_to_video")
+    # clicks carry browser event data a script cannot send: UI-only; scripts use the two endpoints above
+    cls_spec.select(bind(click_spectrogram, ctx), [clip_key, model_key], [start, end],
+                    api_name="attention_click_spectrogram", api_visibility="private").success(
+        a2v, a2v_inputs, [a2v_img, a2v_note], api_name="attention_click_spectrogram_run", api_visibility="private")
     v2a = bind(video_to_audio, ctx)
     v2a_inputs = [clip_key, model_key, layer, head, frame, row, col, radius]
     v2a_run.click(v2a, v2a_inputs, [v2a_img, v2a_note], api_name="attention_video_to_audio")
-    # a click carries browser event data a script cannot send: UI-only; scripts use /attention_video_to_audio
     cls_frames.select(bind(click_frame, ctx), [clip_key, model_key], [frame, row, col],
                       api_name="attention_click_frame", api_visibility="private").success(
         v2a, v2a_inputs, [v2a_img, v2a_note], api_name="attention_click_frame_run", api_visibility="private")

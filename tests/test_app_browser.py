@@ -125,6 +125,12 @@ def test_every_view_in_the_browser(page, server):
         page.locator(image).wait_for()
     page.locator("#att_a2v_run").click()
     page.locator("#att_a2v img").wait_for()
+    page.locator("#att_a2v_note").get_by_text("Audio 0.00").wait_for()
+    box = page.locator("#att_cls_spec img").bounding_box()  # a click on the spectrogram picks its time patch
+    page.locator("#att_cls_spec img").click(position={"x": box["width"] * 0.75, "y": box["height"] * 0.5})
+    page.wait_for_function("() => !document.querySelector('#att_a2v_note').innerText.includes('Audio 0.00')",
+                           timeout=TIMEOUT_MS)
+    assert float(page.locator("#att_span_start input").input_value()) > 0
     box = page.locator("#att_cls_frames img").bounding_box()
     page.locator("#att_cls_frames img").click(position={"x": box["width"] * 0.1, "y": box["height"] * 0.6})
     page.locator("#att_v2a img").wait_for()

@@ -168,6 +168,9 @@ def test_seconds_to_time_patches():
     fps = 44100 / 512  # ~86.13 spectrogram frames per second
     assert seconds_to_time_patches(0.0, 0.5, fps, 16, 128) == (0, 3)  # 43.07 frames -> patches 0..2
     assert seconds_to_time_patches(1.0, 100.0, fps, 16, 128) == (5, 128)
+    # patch 1 spans 0.1858-0.3715 s: its boundaries rounded to the millisecond still name patch 1 alone
+    assert seconds_to_time_patches(0.186, 0.372, fps, 16, 128) == (1, 2)
+    assert seconds_to_time_patches(0.184, 0.374, fps, 16, 128) == (0, 3)  # beyond the tolerance: both neighbours
     with pytest.raises(ValueError, match=r"\(2.0, 1.0\)"):
         seconds_to_time_patches(2.0, 1.0, fps, 16, 128)
     with pytest.raises(ValueError, match="after the spectrogram"):

@@ -27,6 +27,7 @@ from tvlt.layout import TokenLayout
 from tvlt.masking import EncoderMasks, MaskLike, encoder_masks
 
 OnWeights = Callable[[int, torch.Tensor], None]
+SPAN_TOLERANCE_S = 5e-4  # half a millisecond: spans typed or shown to the millisecond hit the patch they name
 
 
 @dataclass
@@ -285,11 +286,13 @@ def seconds_to_time_patches(
     """Audio span in seconds -> time patches [start, stop) covering it, clipped to the spectrogram.
 
     frames_per_second: spectrogram frames per second (TVLT: 44100 / 512); patch_frames: frames per patch.
+    A boundary given to the millisecond counts as that boundary (patches last 185.8 ms: 0.186 s ends patch 0).
     """
     if not 0 <= start_s < end_s:
         raise ValueError(f"audio span ({start_s}, {end_s}) s must satisfy 0 <= start < end")
-    start = math.floor(start_s * frames_per_second / patch_frames)
-    stop = min(math.ceil(end_s * frames_per_second / patch_frames), num_time_patches)
+    seconds_per_patch = patch_frames / frames_per_second
+    start = math.floor((start_s + SPAN_TOLERANCE_S) / seconds_per_patch)
+    stop = min(math.ceil((end_s - SPAN_TOLERANCE_S) / seconds_per_patch), num_time_patches)
     if start >= stop:
         raise ValueError(f"audio span ({start_s}, {end_s}) s starts after the spectrogram ends")
     return start, stop

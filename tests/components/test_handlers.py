@@ -280,6 +280,23 @@ def test_attention_span_is_in_file_seconds_like_the_patches_axis(ctx, app_files)
         attention_view.audio_to_video(ctx, key, "default", 0, "0", 0.0, 0.2)  # before the window
 
 
+def test_spectrogram_click_picks_a_time_patch_in_file_seconds(ctx, app_files):
+    from components import inputs
+
+    key, _ = inputs.load_clip(ctx, str(app_files["clip"]), None, 0.5, 1.0, "default", None)
+    layout = layout_of(ctx, key)
+    S = ctx.clips.get(key).inputs(ctx.model("default"))["audio_values"].shape[-2]
+    patch_s = layout.audio_patch_size[0] * 512 / 44100
+    width = attention_view.spectrogram_width(S)
+    start, end = attention_view.click_spectrogram(ctx, key, "default", gr.SelectData(None, {"index": [width - 1, 5], "value": None}))
+    last = S // layout.audio_patch_size[0] - 1
+    assert start == pytest.approx(0.5 + last * patch_s, abs=1e-3) and end == pytest.approx(start + patch_s, abs=1e-3)
+    first = attention_view.click_spectrogram(ctx, key, "default", gr.SelectData(None, {"index": [0, 5], "value": None}))
+    assert first[0] == pytest.approx(0.5)
+    _, note = attention_view.audio_to_video(ctx, key, "default", 0, "0", *first)  # the click's span is valid as is
+    assert "time patches 0–0" in note
+
+
 def test_retrieval_and_swap(ctx, clip_key, app_files):
     gallery, summary = retrieval_view.retrieve(ctx, clip_key, "default", [], None)
     assert len(gallery) == len(ctx.examples)  # the current clip is example "square one": listed once
