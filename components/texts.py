@@ -24,8 +24,9 @@ CLS) — that is why MAE pretraining is cheap."""
 
 ATTENTION = """**Attention.** Each encoder layer lets every token look at every other; *heads* look in different ways.
 The CLS token summarises the clip, so where CLS attends shows what the model relies on. *Rollout* multiplies the
-layers' attention (with the residual path) to trace influence through the whole network. Cross-modal: pick an audio
-time span to see which video patches it attends to, or click a frame patch to see which sounds it listens to.
+layers' attention (with the residual path) to trace influence through the whole network. Cross-modal: click a time
+column of the CLS spectrogram (or type a span, in seconds as on the Patches axis) to see which video patches that
+sound attends to, or click a frame patch to see which sounds it listens to.
 Attention is a hint about information flow, not an explanation."""
 
 RETRIEVAL = """**Retrieval.** TVLT's pretraining also asks: *does this audio belong to this video?* (the matching head).
