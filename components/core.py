@@ -218,6 +218,7 @@ class Clip:
     audio_clip: Any = None  # tvlt.media.AudioClip
     _inputs: dict = field(default_factory=dict)  # model geometry -> processed tensors
     embeddings: dict = field(default_factory=dict)  # (model key, model id) -> first-stage video embedding (D,)
+    derived: dict = field(default_factory=dict)  # views' per-clip results that no control changes (e.g. audio)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def inputs(self, model: LoadedModel) -> dict[str, torch.Tensor]:

@@ -17,7 +17,7 @@ from tvlt.layout import TokenLayout
 from tvlt.mae import MaeResult, reconstruct
 from tvlt.masking import AUDIO_MASK_TYPES, VIDEO_MASK_TYPES, MaskSpec
 
-MaeOutputs = tuple[np.ndarray, np.ndarray, tuple, tuple, str, str, str]
+MaeOutputs = tuple[np.ndarray, np.ndarray, tuple, tuple, tuple, str, str, str]
 
 
 # ---------------------------------------------------------------- masks as text (scriptable, editable)
@@ -147,9 +147,9 @@ def _mae(ctx: AppContext, clip_key: str, model_key: str, video_masking, audio_ma
     layout = TokenLayout.from_config(model.config, inputs["pixel_values"].shape[1], inputs["audio_values"].shape[2])
     video_img, audio_img = _panels(layout, inputs, result)
     progress(0.8, desc="inverting spectrograms to sound (Griffin-Lim)")
-    original_audio, recon_audio = _audio_pair(clip, result, layout)
+    original_audio, vocoded_audio, recon_audio = _audio_triple(clip, inputs, result, layout)
     stats = _stats(model, layout, result, elapsed)
-    return (video_img, audio_img, original_audio, recon_audio, stats,
+    return (video_img, audio_img, original_audio, vocoded_audio, recon_audio, stats,
             format_indices(result.video_is_masked[0] & result.video_is_valid[0]),
             format_indices(result.audio_is_masked[0] & result.audio_is_valid[0]))
 
@@ -169,13 +169,19 @@ def _panels(layout: TokenLayout, inputs: dict, result: MaeResult) -> tuple[np.nd
     return video_img, audio_img
 
 
-def _audio_pair(clip, result: MaeResult, layout: TokenLayout) -> tuple[tuple, tuple]:
-    """(original waveform of the window the model heard, Griffin-Lim of the pasted reconstruction), 44.1 kHz."""
+def _audio_triple(clip, inputs: dict, result: MaeResult, layout: TokenLayout) -> tuple[tuple, tuple, tuple]:
+    """44.1 kHz (rate, int16) of: the waveform of the window the model heard; its own spectrogram through
+    Griffin-Lim (what a perfect reconstruction would sound like: the phase is re-estimated either way, so this,
+    not the original, is the fair comparison); the pasted reconstruction through the same Griffin-Lim."""
     valid_time = int(result.audio_is_valid[0].any(dim=1).sum()) * layout.audio_patch_size[0]
     spec = audio_values_to_spectrogram(result.audio_composite[0])[:valid_time].clip(-1, 1)
     recon = tvlt_audio.mel_to_waveform(spec)
-    original = clip.waveform[: len(recon)]
-    return (tvlt_audio.SAMPLING_RATE, to_int16(original)), (tvlt_audio.SAMPLING_RATE, to_int16(recon))
+    key = ("griffin-lim", inputs["audio_values"].shape[-2], valid_time)  # fixed per clip and model geometry
+    if key not in clip.derived:  # the same for every mask: computed once per clip
+        own = audio_values_to_spectrogram(inputs["audio_values"][0])[:valid_time]
+        clip.derived[key] = to_int16(tvlt_audio.mel_to_waveform(own))
+    rate = tvlt_audio.SAMPLING_RATE
+    return (rate, to_int16(clip.waveform[: len(recon)])), (rate, clip.derived[key]), (rate, to_int16(recon))
 
 
 def to_int16(waveform: np.ndarray) -> np.ndarray:
@@ -275,13 +281,15 @@ def build(ctx: AppContext, clip_key: gr.State, model_key: gr.State) -> None:
                          format="png")
     with gr.Row():
         original_audio = gr.Audio(label="original audio (the part the model hears)", type="numpy", elem_id="mae_audio_original")
-        recon_audio = gr.Audio(label="reconstruction (Griffin-Lim from the pasted spectrogram)", type="numpy",
-                               elem_id="mae_audio_recon")
+        vocoded_audio = gr.Audio(label="original spectrogram through Griffin-Lim (a perfect reconstruction)",
+                                 type="numpy", elem_id="mae_audio_vocoded")
+        recon_audio = gr.Audio(label="reconstruction (the pasted spectrogram through the same Griffin-Lim)",
+                               type="numpy", elem_id="mae_audio_recon")
     with gr.Accordion("Explicit masks (token numbers within each modality)", open=False):
         video_hidden = gr.Textbox(label="hidden video tokens", elem_id="mae_video_hidden")
         audio_hidden = gr.Textbox(label="hidden audio tokens", elem_id="mae_audio_hidden")
         run_explicit = gr.Button("Reconstruct with these masks", elem_id="mae_run_explicit")
-    outputs = [video_img, audio_img, original_audio, recon_audio, stats, video_hidden, audio_hidden]
+    outputs = [video_img, audio_img, original_audio, vocoded_audio, recon_audio, stats, video_hidden, audio_hidden]
     run.click(bind(run_mae, ctx), [clip_key, model_key, video_ratio, video_type, audio_ratio, audio_type, seed],
               outputs, api_name="mae")
     explicit = bind(run_mae_explicit, ctx)

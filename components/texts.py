@@ -20,7 +20,9 @@ audio patches by default — and learns to fill them in from what is left. Choos
 columns, TVLT's default) or *frequency* bands. Click a patch in the video or spectrogram image to hide or reveal it.
 Columns: original · masked input (striped grey = hidden) · reconstruction · reconstruction pasted under the visible
 patches · per-patch error (brighter = worse; hidden patches only). The encoder only ever sees the visible tokens (and
-CLS) — that is why MAE pretraining is cheap."""
+CLS) — that is why MAE pretraining is cheap. To listen, a spectrogram has to be turned back into sound by Griffin-Lim,
+which guesses the phase and adds its own blur: compare the reconstruction with the original spectrogram through the
+same Griffin-Lim, not with the original recording."""
 
 ATTENTION = """**Attention.** Each encoder layer lets every token look at every other; *heads* look in different ways.
 The CLS token summarises the clip, so where CLS attends shows what the model relies on. *Rollout* multiplies the

@@ -108,6 +108,7 @@ def test_every_view_in_the_browser(page, server):
     page.locator("#mae_audio img").wait_for()
     page.locator("#mae_audio_recon a[download]").wait_for()
     page.locator("#mae_audio_original a[download]").wait_for()
+    page.locator("#mae_audio_vocoded a[download]").wait_for()
     assert "The encoder saw" in page.locator("#mae_stats").inner_text()
     shot(page, "mae")
     page.get_by_text("Explicit masks (token numbers").click()  # open the accordion holding the mask text

@@ -58,13 +58,13 @@ def test_load_clip_and_patches(client):
 
 
 def test_mae_endpoints(client):
-    video_img, audio_img, original, recon, stats, video_text, audio_text = client.predict(
+    video_img, audio_img, original, vocoded, recon, stats, video_text, audio_text = client.predict(
         0.5, "tube", 0.3, "frequency", 1, api_name="/mae")
     assert video_img.endswith(".png") and audio_img.endswith(".png")
-    assert original.endswith(".wav") and recon.endswith(".wav")
+    assert all(sound.endswith(".wav") for sound in (original, vocoded, recon))
     assert "The encoder saw" in stats and video_text
     out = client.predict("0-3", "2", api_name="/mae_explicit")
-    assert out[5] == "0-3" and out[6] == "2"
+    assert out[6] == "0-3" and out[7] == "2"
 
 
 def test_attention_endpoints(client):
@@ -137,7 +137,7 @@ def test_two_users_at_once_get_their_own_results(server, files):
         c = Client(server, verbose=False)
         status = c.predict(handle_file(video), None, 0.0, 2.0, api_name="/load_clip")
         _, summary = c.predict(None, api_name="/retrieval")
-        stats = c.predict("0-1", "", api_name="/mae_explicit")[4]
+        stats = c.predict("0-1", "", api_name="/mae_explicit")[5]
         results[name] = (status, summary, stats)
 
     threads = [threading.Thread(target=user, args=("a", str(files["clip"]))),

@@ -193,19 +193,21 @@ def test_patches_view(ctx, clip_key):
 
 
 def test_mae_generated_masks(ctx, clip_key):
-    video_img, audio_img, (sr, original), (sr2, recon), stats, video_text, audio_text = mae_view.run_mae(
-        ctx, clip_key, "default", 0.5, "random", 0.5, "time", 3)
+    video_img, audio_img, (sr, original), (sr1, vocoded), (sr2, recon), stats, video_text, audio_text = \
+        mae_view.run_mae(ctx, clip_key, "default", 0.5, "random", 0.5, "time", 3)
     layout = layout_of(ctx, clip_key)
     assert video_img.shape == (*mae_view.video_grid(layout).size, 3)
     assert audio_img.shape == (*mae_view.audio_grid(layout).size, 3)
-    assert sr == sr2 == 44100 and recon.dtype == np.int16 and len(recon) > 0 and len(original) == len(recon)
+    assert sr == sr1 == sr2 == 44100 and recon.dtype == vocoded.dtype == np.int16 and len(recon) > 0
+    assert len(original) == len(vocoded) == len(recon)
+    assert not np.array_equal(vocoded, recon)  # half the spectrogram is the model's guess
     hidden = mae_view.parse_indices(video_text, layout.num_video_tokens, "video")
     assert len(hidden) == layout.num_video_tokens // 2
     assert f"saw **{layout.num_video_tokens - len(hidden)} of {layout.num_video_tokens} video**" in stats
     # the same seed gives the same mask; another seed another
-    assert mae_view.run_mae(ctx, clip_key, "default", 0.5, "random", 0.5, "time", 3)[5] == video_text
+    assert mae_view.run_mae(ctx, clip_key, "default", 0.5, "random", 0.5, "time", 3)[6] == video_text
     # frame masking hides whole frames
-    frame_text = mae_view.run_mae(ctx, clip_key, "default", 0.5, "frame", 0.5, "frequency", 0)[5]
+    frame_text = mae_view.run_mae(ctx, clip_key, "default", 0.5, "frame", 0.5, "frequency", 0)[6]
     frames = {i // layout.patches_per_frame for i in mae_view.parse_indices(frame_text, layout.num_video_tokens, "v")}
     assert len(frames) == layout.num_frames // 2
 
@@ -213,7 +215,7 @@ def test_mae_generated_masks(ctx, clip_key):
 def test_mae_explicit_masks_and_clicks(ctx, clip_key):
     layout = layout_of(ctx, clip_key)
     out = mae_view.run_mae_explicit(ctx, clip_key, "default", "0-2, 7", "1")
-    assert out[5] == "0-2, 7" and out[6] == "1"
+    assert out[6] == "0-2, 7" and out[7] == "1"
     # a click in the centre of frame 1, patch (1, 0) of any column toggles token video_index(1, 1, 0)
     grid = mae_view.video_grid(layout)
     y, x = grid.origin(1, 2)
