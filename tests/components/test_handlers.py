@@ -410,6 +410,32 @@ def test_model_controls_follow_the_picked_model(ctx):
 
 def test_app_queues_with_the_settings(demo):
     assert demo._queue.max_size == settings.QUEUE_MAX_SIZE
+    assert demo._queue.default_concurrency_limit == settings.CONCURRENCY_LIMIT
+    assert all(fn.concurrency_limit == "default" for fn in demo.fns.values())  # no handler escapes the limit
+
+
+def test_views_leave_the_shared_models_untouched(ctx, clip_key):
+    models = [ctx.registry.default, ctx.registry.sentiment]
+    before = [{k: v.clone() for k, v in m.model.state_dict().items()} for m in models]
+    mae_view.run_mae(ctx, clip_key, "default", 0.5, "random", 0.5, "time", 0)
+    attention_view.attention_view(ctx, clip_key, "default", 0, "mean of heads")
+    retrieval_view.retrieve(ctx, clip_key, "default", [], None)
+    sentiment_view.sentiment_view(ctx, clip_key, "default")
+    for model, weights in zip(models, before):
+        assert not model.model.training and not any(p.requires_grad for p in model.model.parameters())
+        assert all(torch.equal(weights[k], v) for k, v in model.model.state_dict().items())
+        assert not model.model._forward_hooks and all(not m._forward_hooks for m in model.model.modules())
+
+
+def test_a_bad_checkpoint_stops_the_app_with_one_sentence(monkeypatch, tmp_path):
+    import app
+
+    monkeypatch.setenv(settings.CHECKPOINT_ENV, str(tmp_path / "nowhere" / "model"))
+    with pytest.raises(SystemExit) as info:
+        app.main()
+    message = str(info.value)
+    assert message.startswith("TVLT Explorer could not start: ") and "nowhere" in message
+    assert "Traceback" not in message and "\n" not in message
 
 
 def test_one_pass_capture_matches_the_library(ctx, clip_key):
