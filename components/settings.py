@@ -85,7 +85,8 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ["GRADIO_TEMP_DIR"] = str(GRADIO_TEMP)  # uploads and outputs; TVLT_TEMP_DIR moves the whole root
 os.environ.setdefault("MPLCONFIGDIR", str(TEMP_ROOT / "matplotlib"))
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-os.environ.setdefault("HF_HUB_CACHE", str(TEMP_ROOT / "hub"))  # hub checkpoints picked in the app live here too
+if not (os.environ.get("HF_HUB_CACHE") or os.environ.get("HF_HOME")):  # a cache you point to is used (and kept)
+    os.environ["HF_HUB_CACHE"] = str(TEMP_ROOT / "hub")  # otherwise hub checkpoints live and go with the temp dir
 
 
 def prune_temp(max_age_s: float = MAX_FILE_AGE_S, root: Path | None = None) -> int:
