@@ -3,7 +3,9 @@
 Only numpy + torch at import. Beyond transformers: audio at any sampling rate is resampled (transformers
 raises), videos with more than `num_frames` frames are subsampled evenly (transformers raises), videos of
 different lengths are zero-padded so they batch, `tvlt.media.VideoClip` / `AudioClip` are accepted directly,
-and `return_tensors=None` gives numpy arrays.
+and `return_tensors=None` gives numpy arrays. `pixel_mask` counts the patches of the frames it returns (the crop);
+transformers counts them from `size["shortest_edge"]`, which gives a mask that does not fit the model whenever the
+two sizes differ (they are equal in every published TVLT config).
 """
 
 from __future__ import annotations
