@@ -63,6 +63,17 @@ def test_missing_key_of_an_existing_head_is_an_error(tmp_path):
         TvltForAudioVisualClassification.from_pretrained(directory)
 
 
+def test_misspelt_head_is_an_error_not_a_new_head(tmp_path):
+    def misspell(tensors):
+        for key in [k for k in tensors if k.startswith("classifier.")]:
+            tensors["classifer." + key.split(".", 1)[1]] = tensors.pop(key)
+
+    path = checkpoint_copy(tmp_path, "multiclass", misspell)
+    with pytest.raises(CheckpointError, match=r"missing keys .*classifier\.0\.weight") as info:
+        TvltForAudioVisualClassification.from_pretrained(path)
+    assert "unexpected keys" in str(info.value) and "classifer.0.weight" in str(info.value)
+
+
 def test_bare_model_from_a_checkpoint_with_heads():
     model, info = TvltModel.from_pretrained(MODEL_FIXTURES / "pretraining" / "safetensors", output_loading_info=True)
     full = TvltForPreTraining.from_pretrained(MODEL_FIXTURES / "pretraining" / "safetensors")
@@ -95,7 +106,8 @@ def test_head_size_mismatch_is_listed():
 def test_save_pretrained_round_trip(tmp_path):
     torch.manual_seed(0)
     model = TvltForAudioVisualClassification(TvltConfig.tiny(num_labels=3, classifier_pooler=True))
-    model.save_pretrained(tmp_path)
+    with pytest.warns(UserWarning, match="transformers would load this directory without it"):
+        model.save_pretrained(tmp_path)
     written = json.loads((tmp_path / "config.json").read_text())
     assert written["architectures"] == ["TvltForAudioVisualClassification"] and written["model_type"] == "tvlt"
     with safe_open(tmp_path / "model.safetensors", "pt") as f:
@@ -103,6 +115,24 @@ def test_save_pretrained_round_trip(tmp_path):
     loaded = TvltForAudioVisualClassification.from_pretrained(tmp_path)
     assert loaded.config.classifier_pooler and loaded.config.num_labels == 3
     assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("case", ["tiny", "odd", "regression", "multiclass", "pretraining"])
+def test_save_pretrained_writes_what_transformers_wrote(case, tmp_path):
+    """Same tensors (keys, shapes, dtypes, values) and the same config values as the directory transformers 4.40.2
+    saved; the numeric check that transformers then gives the same outputs is `roundtrip.json` below."""
+    source = MODEL_FIXTURES / case / "safetensors"
+    theirs_config = json.loads((source / "config.json").read_text())
+    cls = {"TvltModel": TvltModel, "TvltForPreTraining": TvltForPreTraining,
+           "TvltForAudioVisualClassification": TvltForAudioVisualClassification}[theirs_config["architectures"][0]]
+    cls.from_pretrained(source).save_pretrained(tmp_path)
+    theirs, ours = load_file(source / "model.safetensors"), load_file(tmp_path / "model.safetensors")
+    assert set(ours) == set(theirs)
+    assert all(ours[k].dtype == v.dtype and torch.equal(ours[k], v) for k, v in theirs.items())
+    ours_config = json.loads((tmp_path / "config.json").read_text())
+    volatile = {"transformers_version", "_name_or_path", "torch_dtype"}  # written by transformers about itself
+    assert {k: v for k, v in theirs_config.items() if k not in volatile} == {
+        k: v for k, v in ours_config.items() if k in theirs_config and k not in volatile}
 
 
 def test_transformers_loads_our_save_pretrained():
@@ -143,3 +173,18 @@ def test_unknown_config_override_names_the_key():
     model = TvltForAudioVisualClassification.from_pretrained(
         MODEL_FIXTURES / "pretraining" / "safetensors", num_labels=3)  # a known override still works
     assert model.config.num_labels == 3
+
+
+def test_a_repo_the_hub_does_not_have_is_named_as_such(monkeypatch):
+    import httpx
+    import huggingface_hub
+
+    def not_found(*args, **kwargs):
+        request = httpx.Request("GET", "https://huggingface.co/api/models/tvlt-test/typo")
+        raise huggingface_hub.errors.RepositoryNotFoundError(
+            "404 Repository Not Found", response=httpx.Response(404, request=request))
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", not_found)
+    with pytest.raises(CheckpointError, match="has no public repo 'tvlt-test/typo'"):
+        resolve_directory("tvlt-test/typo")

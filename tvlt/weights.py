@@ -11,6 +11,7 @@ import dataclasses
 import json
 import logging
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -66,6 +67,10 @@ def resolve_directory(path_or_repo_id: str | os.PathLike) -> str:
         )
     except huggingface_hub.errors.HFValidationError as error:
         raise CheckpointError(f"{path!r} is neither a local directory nor a valid hub repo id") from error
+    except huggingface_hub.errors.RepositoryNotFoundError as error:  # the hub answered: no such (public) repo
+        raise CheckpointError(
+            f"the Hugging Face Hub has no public repo {path!r} (check the spelling, or log in for a private one)"
+        ) from error
     except (OSError, huggingface_hub.errors.HfHubHTTPError) as error:
         mode = "offline mode (HF_HUB_OFFLINE=1) and no cached copy" if offline else f"{type(error).__name__}"
         raise HubUnavailableError(
@@ -93,6 +98,16 @@ def read_state_dict(directory: str) -> dict[str, torch.Tensor]:
     raise CheckpointError(f"no {SAFETENSORS_NAME} or {PICKLE_NAME} in {directory!r}")
 
 
+# Top-level modules of the TVLT classes with heads (transformers' names). Between those classes a checkpoint's head
+# the model lacks is dropped and a head the checkpoint lacks is newly initialised, as transformers does; a top-level
+# name outside this set (e.g. a misspelt head) is a key mismatch, an error when loading strictly.
+HEAD_MODULES = frozenset({
+    "matching_head", "encoder_to_decoder", "pixel_mask_token", "audio_mask_token", "decoder", "decoder_pixel_pos_embed",
+    "decoder_temporal_embed", "decoder_pixel_type_embed", "decoder_audio_pos_embed", "decoder_freq_embed",
+    "decoder_audio_type_embed", "pixel_mae_head", "audio_mae_head", "classifier_pooler", "classifier",
+})
+
+
 def _top(key: str) -> str:
     return key.split(".", 1)[0]
 
@@ -103,8 +118,8 @@ def adapt_state_dict(
     """Map checkpoint keys onto the model's -> (state dict, ignored head keys, newly initialised head keys).
 
     As transformers: a bare-encoder checkpoint gets the `tvlt.` prefix for a model with heads; a checkpoint with
-    heads loses the prefix (and its heads) for the bare encoder. Between models with heads, a top-level head
-    module absent from either side is dropped / newly initialised; every other difference is an error.
+    heads loses the prefix (and its heads) for the bare encoder. Between models with heads, a `HEAD_MODULES` module
+    absent from either side is dropped / newly initialised; every other difference stays for `compare_keys`.
     """
     model_has_heads = any(k.startswith(BASE_PREFIX) for k in model_shapes)
     ckpt_has_heads = any(k.startswith(BASE_PREFIX) for k in state_dict)
@@ -118,9 +133,10 @@ def adapt_state_dict(
         return state_dict, ignored, []
     model_tops = {_top(k) for k in model_shapes}
     ckpt_tops = {_top(k) for k in state_dict}
-    ignored += sorted(k for k in state_dict if _top(k) not in model_tops)
-    new_heads = sorted(k for k in model_shapes if _top(k) not in ckpt_tops and _top(k) != _top(BASE_PREFIX))
-    return {k: v for k, v in state_dict.items() if _top(k) in model_tops}, ignored, new_heads
+    dropped = {t for t in ckpt_tops - model_tops if t in HEAD_MODULES}
+    ignored += sorted(k for k in state_dict if _top(k) in dropped)
+    new_heads = sorted(k for k in model_shapes if _top(k) not in ckpt_tops and _top(k) in HEAD_MODULES)
+    return {k: v for k, v in state_dict.items() if _top(k) not in dropped}, ignored, new_heads
 
 
 def compare_keys(state_dict: dict[str, torch.Tensor], model_shapes: dict[str, torch.Size]) -> LoadingInfo:
@@ -204,7 +220,8 @@ class PretrainedMixin:
         model_shapes = {k: v.shape for k, v in self.state_dict().items()}
         state_dict, ignored, new_heads = adapt_state_dict(state_dict, model_shapes)
         info = compare_keys(state_dict, model_shapes)
-        missing = sorted(set(info.missing_keys) - set(new_heads))
+        # a head the checkpoint lacks is new, unless the checkpoint has keys nobody knows (a misspelt head?)
+        missing = sorted(set(info.missing_keys) - (set() if info.unexpected_keys else set(new_heads)))
         if strict and (missing or info.unexpected_keys or info.mismatched_keys):
             raise CheckpointError(_format_errors(dataclasses.replace(info, missing_keys=missing), source))
         bad = {k for k, _, _ in info.mismatched_keys} | set(info.unexpected_keys)
@@ -225,6 +242,11 @@ class PretrainedMixin:
                 "this model has quantized layers (tvlt.quantize_for_cpu) and cannot be saved in transformers' format;"
                 " save the fp32 model it was made from"
             )
+        if self.config.classifier_pooler:
+            warnings.warn(
+                "classifier_pooler=True (the original TVLT's pooler before the classifier) has no place in transformers"
+                " 4.40.2: transformers would load this directory without it and give other outputs; tvlt loads it"
+                " exactly", UserWarning, stacklevel=2)
         os.makedirs(directory, exist_ok=True)
         extra = {**self.config.extra, "architectures": [type(self).__name__]}
         dataclasses.replace(self.config, extra=extra).save_pretrained(directory)
