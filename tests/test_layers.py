@@ -78,3 +78,14 @@ def test_embeddings_shapes_and_errors():
         PixelEmbeddings(config)(torch.randn(2, 3, 3, 32, 32))
     with pytest.raises(ValueError, match="audio_values"):
         AudioEmbeddings(config)(torch.randn(2, 1, 24, 32))
+
+
+def test_every_config_activation_has_a_layer():
+    from tvlt.config import ACTIVATIONS
+    from tvlt.layers import ACT_LAYERS
+
+    assert set(ACT_LAYERS) == set(ACTIVATIONS)
+    x = torch.linspace(-4, 4, 81)
+    torch.testing.assert_close(ACT_LAYERS["quick_gelu"]()(x), x * torch.sigmoid(1.702 * x))
+    torch.testing.assert_close(ACT_LAYERS["gelu_fast"]()(x),  # transformers' FastGELU formula
+                               0.5 * x * (1 + torch.tanh(x * 0.7978845608 * (1 + 0.044715 * x * x))))

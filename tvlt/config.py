@@ -15,7 +15,9 @@ from typing import Any, Optional
 CONFIG_NAME = "config.json"
 MODEL_TYPE = "tvlt"
 
-ACTIVATIONS = ("gelu", "gelu_new", "relu", "selu", "silu", "tanh")
+# transformers' activation names that TVLT configs can use (their definitions: tvlt.layers.ACT_LAYERS)
+ACTIVATIONS = ("gelu", "gelu_python", "gelu_new", "gelu_fast", "gelu_pytorch_tanh", "quick_gelu", "relu", "relu6",
+               "leaky_relu", "silu", "swish", "mish", "sigmoid", "tanh", "linear")
 LOSS_TYPES = ("classification", "regression")
 # One internal spelling per audio mask type; transformers 4.40.2 only accepts the spellings on the right.
 _AUDIO_MASK_TYPES = {

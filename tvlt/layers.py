@@ -11,13 +11,22 @@ from torch import nn
 
 from tvlt.config import TvltConfig
 
-ACT_LAYERS = {
-    "gelu": nn.GELU,
-    "gelu_new": lambda: nn.GELU(approximate="tanh"),
-    "relu": nn.ReLU,
-    "selu": nn.SELU,
-    "silu": nn.SiLU,
-    "tanh": nn.Tanh,
+class QuickGELU(nn.Module):
+    """x * sigmoid(1.702 x), transformers' `quick_gelu`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
+
+def _tanh_gelu() -> nn.Module:  # gelu_new / gelu_fast / gelu_pytorch_tanh: the same tanh approximation
+    return nn.GELU(approximate="tanh")
+
+
+ACT_LAYERS = {  # the names of tvlt.config.ACTIVATIONS, defined as transformers 4.40.2 defines them
+    "gelu": nn.GELU, "gelu_python": nn.GELU, "gelu_new": _tanh_gelu, "gelu_fast": _tanh_gelu,
+    "gelu_pytorch_tanh": _tanh_gelu, "quick_gelu": QuickGELU, "relu": nn.ReLU, "relu6": nn.ReLU6,
+    "leaky_relu": nn.LeakyReLU, "silu": nn.SiLU, "swish": nn.SiLU, "mish": nn.Mish,
+    "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "linear": nn.Identity,
 }
 
 Tensors = tuple[torch.Tensor, ...]
@@ -45,6 +54,15 @@ def add_grid_embeddings(
     x = x + inner.repeat(1, n_outer, 1)
     x = x + torch.repeat_interleave(outer[:, :n_outer], inner.shape[1], dim=1)
     return x + type_embed
+
+
+def attention_probs(q: torch.Tensor, k: torch.Tensor, attention_mask: Optional[torch.Tensor]) -> torch.Tensor:
+    """softmax(q k^T / sqrt(head_dim) + attention_mask): q, k (B, heads, N, d); mask None or additive (B, 1, 1, N)
+    -> (B, heads, N, N), rows summing to 1."""
+    scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+    if attention_mask is not None:
+        scores = scores + attention_mask
+    return scores.softmax(dim=-1)
 
 
 class SelfAttention(nn.Module):
@@ -78,10 +96,7 @@ class SelfAttention(nn.Module):
     ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         q, k, v = (self._heads(proj(hidden_states)) for proj in (self.query, self.key, self.value))
         if output_attentions:
-            scores = q @ k.transpose(-1, -2) / math.sqrt(self.attention_head_size)
-            if attention_mask is not None:
-                scores = scores + attention_mask
-            probs = scores.softmax(dim=-1)
+            probs = attention_probs(q, k, attention_mask)
             context = self.dropout(probs) @ v
         else:
             probs = None
