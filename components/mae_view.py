@@ -194,8 +194,8 @@ def _stats(model: LoadedModel, layout: TokenLayout, result: MaeResult, elapsed: 
     a_valid = int(result.audio_is_valid[0].sum())
     v_err, a_err = float(result.video_masked_error[0]), float(result.audio_masked_error[0])
     return (
-        f"The encoder saw **{result.num_visible_video} of {v_valid} video** tokens and "
-        f"**{result.num_visible_audio} of {a_valid} audio** tokens — {result.num_encoder_tokens} tokens with CLS instead "
+        f"The encoder saw **{int(result.num_visible_video[0])} of {v_valid} video** tokens and "
+        f"**{int(result.num_visible_audio[0])} of {a_valid} audio** tokens — {result.num_encoder_tokens} tokens with CLS instead "
         f"of {layout.num_tokens}. Encode + decode took **{elapsed * 1000:.0f} ms** on this machine. "
         f"Mean squared error on hidden patches (model input units): video {v_err:.4f}, audio {a_err:.4f}."
     )

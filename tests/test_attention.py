@@ -107,6 +107,16 @@ def test_padding_is_excluded_and_renormalised(model, clip):
     assert maps.weights[1, :, :, 11:].abs().max() < 1e-6  # nothing attends to padding
 
 
+def test_generated_mask_over_unequal_padding(model, clip):
+    pixel_mask = torch.ones(2, 8)
+    pixel_mask[1, 4:] = 0  # clip 1: one real frame
+    maps = layer_attention(model, *clip, layer=1, pixel_mask=pixel_mask, video_masking=MaskSpec(0.5, "random", 0))
+    assert maps.video_is_visible.flatten(1).sum(dim=1).tolist() == [4, 2]  # padding that evens the rows is not visible
+    video, _ = cls_attention(maps)
+    assert torch.isnan(video[1, 1]).all()  # the padded frame has no value
+    torch.testing.assert_close(video[1].nansum(), torch.tensor(1.0))
+
+
 def test_rollout_matches_product_of_all_layers(model, clip):
     rollout = attention_rollout(model, *clip)
     product = torch.eye(13).expand(2, 13, 13)

@@ -41,7 +41,8 @@ def test_shapes_and_counts(model, clip):
     assert result.video_patch_error.shape == (2, 2, 2, 2) and result.audio_patch_error.shape == (2, 2, 2)
     assert result.video_masked_error.shape == (2,) and not result.video_masked_error.requires_grad
     # 8 video patches, 6 hidden; 2 time columns, 1 hidden
-    assert (result.num_visible_video, result.num_visible_audio, result.num_encoder_tokens) == (2, 2, 5)
+    assert (result.num_visible_video.tolist(), result.num_visible_audio.tolist(), result.num_encoder_tokens) == (
+        [2] * len(result.num_visible_video), [2] * len(result.num_visible_audio), 5)
     assert (~result.video_is_masked).flatten(1).sum(1).tolist() == [2, 2]
 
 
@@ -55,7 +56,8 @@ def test_encoder_sees_exactly_the_visible_tokens(model, clip):
     finally:
         hook.remove()
     assert seen == [1 + 4 + 4]
-    assert result.num_encoder_tokens == 9 and result.num_visible_video == 4 and result.num_visible_audio == 4
+    assert result.num_encoder_tokens == 9
+    assert (result.num_visible_video == 4).all() and (result.num_visible_audio == 4).all()
     assert torch.isnan(result.audio_masked_error).all()  # no audio hidden, nothing to score
 
 
@@ -106,15 +108,28 @@ def test_padding_is_never_visible_nor_scored(model, clip):
     audio_mask[:, 2:] = 0  # second time column is padding in both clips
     result = reconstruct(model, *clip, audio_masking=MaskSpec(0.5, "patch", 1), audio_mask=audio_mask)
     assert result.audio_is_masked[:, 1].all() and not result.audio_is_valid[:, 1].any()
-    assert result.num_visible_audio == 1  # 2 real patches, 1 hidden
+    assert result.num_visible_audio.tolist() == [1, 1]  # 2 real patches, 1 hidden
     assert torch.isnan(result.audio_patch_error[:, 1]).all()
     hidden_real = result.audio_is_masked[:, 0]
     torch.testing.assert_close(result.audio_masked_error, result.audio_patch_error[:, 0][hidden_real])
     assert not math.isnan(result.audio_masked_error.sum().item())
 
 
-def test_unequal_rows_are_rejected(model, clip):
+def test_unequal_padding_is_topped_up_and_matches_one_clip_at_a_time(model, clip):
     pixel_mask = torch.ones(2, 8)
     pixel_mask[1, 4:] = 0  # clip 1 has one real frame: fewer visible tokens than clip 0
+    result = reconstruct(model, *clip, MaskSpec(0.5, "random", 0), pixel_mask=pixel_mask)
+    assert result.num_visible_video.tolist() == [4, 2]  # half of each clip's real tokens
+    assert result.num_encoder_tokens == 1 + 4 + 4  # clip 1 topped up with 2 (ignored) padding tokens
+    alone = reconstruct(model, clip[0][:1], clip[1][:1], result.video_is_masked[:1])  # the unpadded clip by itself
+    torch.testing.assert_close(result.video_patch_error[0], alone.video_patch_error[0], atol=1e-5, rtol=1e-4)
+    real = result.video_is_valid[1]
+    assert torch.isfinite(result.video_patch_error[1][real]).all() and torch.isnan(result.video_patch_error[1][~real]).all()
+    assert torch.isfinite(result.video_masked_error).all()
+
+
+def test_explicit_masks_hiding_different_counts_are_rejected(model, clip):
+    is_masked = torch.zeros(2, 8, dtype=torch.bool)
+    is_masked[0, :3] = True  # no padding to even the rows out
     with pytest.raises(ValueError, match="same number"):
-        reconstruct(model, *clip, MaskSpec(0.5, "random", 0), pixel_mask=pixel_mask)
+        reconstruct(model, *clip, is_masked)

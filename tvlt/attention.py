@@ -23,6 +23,7 @@ from typing import Callable, Iterable, Iterator, Optional
 import torch
 from torch import nn
 
+from tvlt.layers import attention_probs
 from tvlt.layout import TokenLayout
 from tvlt.masking import EncoderMasks, MaskLike, encoder_masks
 
@@ -69,10 +70,7 @@ def attention_weights(
     heads = module.num_attention_heads
     q = module.query(hidden_states).view(B, N, heads, D // heads).transpose(1, 2)  # (B, h, N, d)
     k = module.key(hidden_states).view(B, N, heads, D // heads).transpose(1, 2)
-    scores = q @ k.transpose(-1, -2) / math.sqrt(D // heads)
-    if attention_mask is not None:
-        scores = scores + attention_mask
-    return scores.softmax(dim=-1)
+    return attention_probs(q, k, attention_mask)
 
 
 def _hook(layer: int, on_weights: OnWeights, module: nn.Module, args: tuple, kwargs: dict, output: object) -> None:

@@ -78,9 +78,6 @@ def valid_tokens(mask: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
     return None if mask is None else mask > 0.5
 
 
-video_valid_tokens = valid_tokens
-audio_valid_tokens = valid_tokens
-
 
 @dataclass(frozen=True)
 class TokenLayout:

@@ -28,9 +28,9 @@ class MaeResult:
     audio_is_masked: torch.Tensor  # bool (B, s, f)
     video_is_valid: torch.Tensor  # bool (B, T, h, w), False = padding
     audio_is_valid: torch.Tensor  # bool (B, s, f)
-    num_visible_video: int  # tokens the encoder saw, per clip
-    num_visible_audio: int
-    num_encoder_tokens: int  # 1 (CLS) + video + audio
+    num_visible_video: torch.Tensor  # long (B,): real tokens the encoder saw, per clip
+    num_visible_audio: torch.Tensor  # long (B,)
+    num_encoder_tokens: int  # sequence length: 1 (CLS) + video + audio (padding topping rows up included)
     pixel_predictions: torch.Tensor  # (B, Nv, p*q*C)
     audio_predictions: torch.Tensor  # (B, Na, pa*qa)
     video_reconstruction: torch.Tensor  # (B, T, C, H, W), every patch predicted
@@ -110,8 +110,8 @@ def reconstruct(
         audio_is_masked=audio_is_masked,
         video_is_valid=masks.video_is_valid,
         audio_is_valid=masks.audio_is_valid,
-        num_visible_video=output.last_pixel_hidden_state.shape[1],
-        num_visible_audio=output.last_audio_hidden_state.shape[1],
+        num_visible_video=(~video_is_masked & masks.video_is_valid).flatten(1).sum(dim=1),
+        num_visible_audio=(~audio_is_masked & masks.audio_is_valid).flatten(1).sum(dim=1),
         num_encoder_tokens=output.last_hidden_state.shape[1],
         pixel_predictions=pixel_predictions,
         audio_predictions=audio_predictions,

@@ -133,10 +133,27 @@ def resolve_mask(mask: Optional[MaskLike], modality: str, is_valid: torch.Tensor
     if isinstance(mask, MaskSpec):
         if mask.kind not in allowed[modality]:
             raise ValueError(f"{modality} mask type must be one of {allowed[modality]}, got {mask.kind!r}")
-        return generate_batch_mask(mask, is_valid)
+        return equal_visible_counts(generate_batch_mask(mask, is_valid), is_valid)
     if mask is None:
         return ~is_valid
-    return explicit_mask(mask, tuple(is_valid.shape[1:]), is_valid.shape[0]) | ~is_valid
+    return equal_visible_counts(explicit_mask(mask, tuple(is_valid.shape[1:]), is_valid.shape[0]) | ~is_valid, is_valid)
+
+
+def equal_visible_counts(is_masked: torch.Tensor, is_valid: torch.Tensor) -> torch.Tensor:
+    """Reveal padding tokens so that every row shows the encoder as many tokens as the row showing the most.
+
+    The encoder takes one rectangular batch, so rows with more padding (fewer real tokens, hence fewer visible ones)
+    are topped up with padding, which stays invalid: the attention mask ignores it and it is never scored.
+    is_masked, is_valid: bool (B, *grid). A row that cannot be topped up (not enough padding) is left as is, and
+    the model then refuses the batch naming the counts.
+    """
+    masked, valid = is_masked.flatten(1).clone(), is_valid.flatten(1)
+    shown = (~masked).sum(dim=1)
+    for row, missing in enumerate((shown.max() - shown).tolist()):
+        padding = (masked[row] & ~valid[row]).nonzero().flatten()
+        if 0 < missing <= len(padding):
+            masked[row, padding[:missing]] = False
+    return masked.view_as(is_masked)
 
 
 def validity_grid(float_mask: Optional[torch.Tensor], grid: tuple[int, ...], batch_size: int) -> torch.Tensor:
