@@ -161,10 +161,10 @@ def audio_to_video(ctx: AppContext, clip_key: str, model_key: str, layer: int, h
     fps = tvlt_audio.SAMPLING_RATE / tvlt_audio.HOP_LENGTH
     heard = inputs["audio_values"].shape[-2] / fps  # seconds of spectrogram the model gets
     try:
-        span = attention.seconds_to_time_patches(float(start_s) - clip.start, float(end_s) - clip.start, fps,
-                                                 layout.audio_patch_size[0], layout.audio_time_patches)
+        span = attention.seconds_to_time_patches(float(start_s) - clip.audio_start, float(end_s) - clip.audio_start,
+                                                 fps, layout.audio_patch_size[0], layout.audio_time_patches)
     except ValueError as error:
-        where = f"Choose an audio span between {clip.start:.2f} and {clip.start + heard:.2f} s"
+        where = f"Choose an audio span between {clip.audio_start:.2f} and {clip.audio_start + heard:.2f} s"
         raise user_error(error, where) from error
     progress(0.3, desc=f"capturing layer {layer}")
     maps = _layer_maps(ctx, clip_key, model, inputs, layer)
@@ -173,7 +173,7 @@ def audio_to_video(ctx: AppContext, clip_key: str, model_key: str, layer: int, h
     except ValueError as error:
         raise user_error(error, "No audio to use there") from error
     frames = pixel_values_to_frames(inputs["pixel_values"][0])
-    t0, t1 = (clip.start + s * layout.audio_patch_size[0] / fps for s in span)
+    t0, t1 = (clip.audio_start + s * layout.audio_patch_size[0] / fps for s in span)
     return heat_frames(layout, frames, heat[0]), f"Audio {t0:.2f}–{t1:.2f} s (time patches {span[0]}–{span[1] - 1}) → frames."
 
 
@@ -215,7 +215,8 @@ def click_spectrogram(ctx: AppContext, clip_key: str, model_key: str, evt: gr.Se
     column = min(int(evt.index[0] / spectrogram_width(S) * (S // layout.audio_patch_size[0])),
                  S // layout.audio_patch_size[0] - 1)
     seconds = layout.audio_patch_size[0] * tvlt_audio.HOP_LENGTH / tvlt_audio.SAMPLING_RATE  # per time patch
-    return round(clip.start + column * seconds, 3), round(clip.start + (column + 1) * seconds, 3)
+    offset = clip.audio_start  # the offsets are rounded for display, never the start (else column 0 could fall before it)
+    return offset + round(column * seconds, 3), offset + round((column + 1) * seconds, 3)
 
 
 def model_controls(ctx: AppContext, model_key: str) -> tuple[gr.Slider, gr.Dropdown]:

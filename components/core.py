@@ -221,6 +221,18 @@ class Clip:
     derived: dict = field(default_factory=dict)  # views' per-clip results that no control changes (e.g. audio)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    @property
+    def audio_start(self) -> float:
+        """Seconds into the file where the audio the model hears begins (0 when the audio had to start there)."""
+        return float(self.audio_clip.start) if self.audio_clip is not None else self.start
+
+    def derive(self, key: tuple, compute: Callable[[], Any]) -> Any:
+        """A per-clip result that no control changes: computed once, under the clip's lock, and kept with the clip."""
+        with self._lock:
+            if key not in self.derived:
+                self.derived[key] = compute()
+            return self.derived[key]
+
     def inputs(self, model: LoadedModel) -> dict[str, torch.Tensor]:
         """Model inputs for this clip (computed once per model geometry, then reused by every view)."""
         key = (model.config.image_size, model.config.num_frames, model.config.spectrogram_length, id(model.processor))

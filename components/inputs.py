@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -125,8 +126,9 @@ def decode_clip(video_path: Optional[str], audio_path: Optional[str], start: flo
         except media.NoAudioStreamError:
             notes.append(SILENCE_NOTE)
             seconds = min(max(video_clip.duration, 1.0), limit_s)
-            audio_clip = media.load_audio(np.zeros(int(seconds * tvlt_audio.SAMPLING_RATE), np.float32),
-                                          sampling_rate=tvlt_audio.SAMPLING_RATE)
+            silence = media.load_audio(np.zeros(int(seconds * tvlt_audio.SAMPLING_RATE), np.float32),
+                                       sampling_rate=tvlt_audio.SAMPLING_RATE)
+            audio_clip = dataclasses.replace(silence, start=float(start))  # silence beside the window's frames
     if video_clip is None:
         notes.append(NO_VIDEO_NOTE)
         frames = np.full((num_frames, image_size, image_size, 3), 128, np.uint8)

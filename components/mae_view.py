@@ -176,12 +176,11 @@ def _audio_triple(clip, inputs: dict, result: MaeResult, layout: TokenLayout) ->
     valid_time = int(result.audio_is_valid[0].any(dim=1).sum()) * layout.audio_patch_size[0]
     spec = audio_values_to_spectrogram(result.audio_composite[0])[:valid_time].clip(-1, 1)
     recon = tvlt_audio.mel_to_waveform(spec)
-    key = ("griffin-lim", inputs["audio_values"].shape[-2], valid_time)  # fixed per clip and model geometry
-    if key not in clip.derived:  # the same for every mask: computed once per clip
-        own = audio_values_to_spectrogram(inputs["audio_values"][0])[:valid_time]
-        clip.derived[key] = to_int16(tvlt_audio.mel_to_waveform(own))
+    own = audio_values_to_spectrogram(inputs["audio_values"][0])[:valid_time]
+    vocoded = clip.derive(("griffin-lim", inputs["audio_values"].shape[-2], valid_time),  # the same for every mask
+                          lambda: to_int16(tvlt_audio.mel_to_waveform(own)))
     rate = tvlt_audio.SAMPLING_RATE
-    return (rate, to_int16(clip.waveform[: len(recon)])), (rate, clip.derived[key]), (rate, to_int16(recon))
+    return (rate, to_int16(clip.waveform[: len(recon)])), (rate, vocoded), (rate, to_int16(recon))
 
 
 def to_int16(waveform: np.ndarray) -> np.ndarray:

@@ -45,8 +45,11 @@ def provenance_line(model: LoadedModel) -> str:
     path = None if model.directory is None else model.directory / "provenance.json"
     if path is None or not path.is_file():
         return "**Provenance:** no provenance.json next to this checkpoint."
-    record = json.loads(path.read_text(encoding="utf-8"))
-    minutes = record.get("wall_seconds", float("nan")) / 60
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        minutes = float(record.get("wall_seconds")) / 60
+    except (ValueError, TypeError, AttributeError):  # not JSON, not an object, or no number of seconds
+        return "**Provenance:** this checkpoint's provenance.json could not be read."
     commands = "; ".join(f"`{c}`" for c in record.get("commands", [])) or "not recorded"
     return (f"**Provenance:** {record.get('steps', '?')} steps, {record.get('clips_seen', '?')} clips, "
             f"{minutes:.1f} min on {record.get('device', 'unknown')} (commit {record.get('git_commit') or '?'}); "

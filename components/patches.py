@@ -28,7 +28,7 @@ def patches_view(ctx: AppContext, clip_key: str, model_key: str,
     S, F = spec.shape
     frames_fig = plots.frames_figure(frames, layout.image_patch_size, clip.timestamps)
     spec_fig = plots.spectrogram_figure(
-        spec, clip.start + tvlt_audio.spectrogram_time_axis(S), tvlt_audio.mel_frequency_axis(F),
+        spec, clip.audio_start + tvlt_audio.spectrogram_time_axis(S), tvlt_audio.mel_frequency_axis(F),
         layout.audio_patch_size, valid_frames=valid_time * layout.audio_patch_size[0],
     )
     layout_fig = plots.token_layout_figure(layout.num_frames, layout.patches_per_frame, layout.audio_time_patches,

@@ -48,7 +48,7 @@ def test_api_lists_every_view(server):
             "/attention", "/attention_audio_to_video", "/attention_video_to_audio", "/retrieval", "/retrieval_add",
             "/retrieval_swap", "/sentiment", "/model_info"} <= names
     # patch clicks need the browser's event data; scripts reach the same results through the endpoints above
-    assert not {"/mae_click_video", "/mae_click_audio", "/attention_click_frame"} & names
+    assert not {"/mae_click_video", "/mae_click_audio", "/attention_click_frame", "/attention_click_spectrogram"} & names
 
 
 def test_load_clip_and_patches(client):

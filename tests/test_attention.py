@@ -183,7 +183,7 @@ def test_seconds_to_time_patches():
     assert seconds_to_time_patches(0.184, 0.374, fps, 16, 128) == (0, 3)  # beyond the tolerance: both neighbours
     with pytest.raises(ValueError, match=r"\(2.0, 1.0\)"):
         seconds_to_time_patches(2.0, 1.0, fps, 16, 128)
-    with pytest.raises(ValueError, match="after the spectrogram"):
+    with pytest.raises(ValueError, match="covers none of the spectrogram's 128 time patches"):
         seconds_to_time_patches(30.0, 31.0, fps, 16, 128)
 
 

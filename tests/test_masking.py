@@ -6,6 +6,7 @@ from tvlt.masking import (
     AUDIO_MASK_TYPES,
     VIDEO_MASK_TYPES,
     MaskSpec,
+    equal_visible_counts,
     explicit_mask,
     generate_batch_mask,
     num_hidden,
@@ -92,6 +93,21 @@ def test_video_padding_frames_never_visible(kind):
     mask = resolve_mask(MaskSpec(0.25, kind, seed=0), "video", valid)
     assert mask[:, 3].all()
     assert (~mask & ~valid).sum() == 0
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("kind", VIDEO_MASK_TYPES)
+def test_rows_with_unequal_padding_show_the_encoder_equal_counts(kind, seed):
+    g = torch.Generator().manual_seed(seed)
+    valid = all_valid(*VIDEO_GRID, batch=3)
+    for row, frames in enumerate(torch.randint(1, VIDEO_GRID[0] + 1, (3,), generator=g).tolist()):
+        valid[row, frames:] = False  # each clip its own number of real frames
+    generated = generate_batch_mask(MaskSpec(0.5, kind, seed), valid)
+    mask = resolve_mask(MaskSpec(0.5, kind, seed), "video", valid)
+    shown = (~mask).flatten(1).sum(dim=1)
+    assert (shown == shown.max()).all()  # one rectangular batch for the encoder
+    assert torch.equal(mask | ~valid, generated)  # only padding changed, and real tokens are as generated
+    assert torch.equal(equal_visible_counts(mask, valid), mask)  # idempotent
 
 
 def test_none_hides_only_padding():

@@ -74,6 +74,24 @@ def test_misspelt_head_is_an_error_not_a_new_head(tmp_path):
     assert "unexpected keys" in str(info.value) and "classifer.0.weight" in str(info.value)
 
 
+def test_own_class_checkpoint_must_hold_every_head(tmp_path):
+    def drop_audio_head(tensors):
+        for key in [k for k in tensors if k.startswith("audio_mae_head.")]:
+            del tensors[key]
+
+    path = checkpoint_copy(tmp_path, "pretraining", drop_audio_head)  # config.json says TvltForPreTraining
+    with pytest.raises(CheckpointError, match=r"missing keys \(2\): audio_mae_head.decoder.bias"):
+        TvltForPreTraining.from_pretrained(path)
+
+
+def test_stray_keys_are_errors_for_every_class(tmp_path):
+    path = checkpoint_copy(tmp_path, "multiclass", lambda t: t.update({"classifer.0.weight": torch.zeros(1)}))
+    for cls in (TvltModel, TvltForPreTraining):
+        with pytest.raises(CheckpointError, match=r"unexpected keys \(1\): classifer.0.weight") as info:
+            cls.from_pretrained(path)
+        assert "missing" not in str(info.value)  # the other class's heads are legitimately new, not noise
+
+
 def test_bare_model_from_a_checkpoint_with_heads():
     model, info = TvltModel.from_pretrained(MODEL_FIXTURES / "pretraining" / "safetensors", output_loading_info=True)
     full = TvltForPreTraining.from_pretrained(MODEL_FIXTURES / "pretraining" / "safetensors")

@@ -43,8 +43,8 @@ from tvlt.attention import (
     record_attention,
     video_to_audio_attention,
 )
-from tvlt.fast import quantize_for_cpu
 from tvlt.convert import ConversionReport, convert_original_checkpoint, load_original_checkpoint
+from tvlt.fast import quantize_for_cpu
 from tvlt.mae import MaeResult, default_masking, reconstruct
 from tvlt.masking import AUDIO_MASK_TYPES, VIDEO_MASK_TYPES, MaskSpec, encoder_masks
 from tvlt.retrieval import Ranking, embed_audio, embed_video, rank_videos, recall_at_k

@@ -292,7 +292,8 @@ def seconds_to_time_patches(
     start = math.floor((start_s + SPAN_TOLERANCE_S) / seconds_per_patch)
     stop = min(math.ceil((end_s - SPAN_TOLERANCE_S) / seconds_per_patch), num_time_patches)
     if start >= stop:
-        raise ValueError(f"audio span ({start_s}, {end_s}) s starts after the spectrogram ends")
+        raise ValueError(f"audio span ({start_s}, {end_s}) s covers none of the spectrogram's {num_time_patches}"
+                         f" time patches ({seconds_per_patch:.3f} s each)")
     return start, stop
 
 

@@ -34,6 +34,7 @@ def quantize_for_cpu(model: M) -> M:
             f"this PyTorch build has no x86 quantized engine (has {torch.backends.quantized.supported_engines})"
         )
     copied = copy.deepcopy(model).eval()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", (DeprecationWarning, UserWarning))  # torch.ao's removal notices
+    with warnings.catch_warnings():  # torch.ao's removal notices, nothing else
+        warnings.filterwarnings("ignore", message=".*deprecated.*", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*deprecated.*", category=UserWarning)
         return torch.ao.quantization.quantize_dynamic(copied, {nn.Linear}, dtype=torch.qint8)

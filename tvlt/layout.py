@@ -78,7 +78,6 @@ def valid_tokens(mask: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
     return None if mask is None else mask > 0.5
 
 
-
 @dataclass(frozen=True)
 class TokenLayout:
     """Token grid of one input geometry; index maps accept ints or integer tensors."""

@@ -97,7 +97,8 @@ def reconstruct(
     )
     with torch.no_grad():
         output = model.tvlt(pixel_values, audio_values, **masks.model_inputs(pixel_values.device))
-        pixel_predictions, audio_predictions = model.decode(output)
+        padding = [None if bool(v.all()) else ~v.flatten(1) for v in (masks.video_is_valid, masks.audio_is_valid)]
+        pixel_predictions, audio_predictions = model.decode(output, *padding)  # padding never informs the decoder
     layout = masks.layout
     video_is_masked = ~masks.video_is_valid if masks.video_is_masked is None else masks.video_is_masked
     audio_is_masked = ~masks.audio_is_valid if masks.audio_is_masked is None else masks.audio_is_masked

@@ -4,8 +4,10 @@ A mask is a bool tensor in grid shape, `is_masked` (True = hidden from the encod
 video (B, T, h, w) frame-major / row-major, audio (B, s, f) time-major / frequency fastest,
 so `mask.flatten(1)` is in the token order of `tvlt.layout`.
 
-Padding: padded (invalid) tokens are always hidden, so the encoder never sees them; random
-masks are drawn among valid tokens only. Error metrics must therefore use `is_masked & is_valid`.
+Padding: padded (invalid) tokens are hidden, and random masks are drawn among valid tokens only. In a batch
+whose rows have unequal padding, some padding is shown instead so that every row shows the encoder the same
+number of tokens (`equal_visible_counts`); shown padding is still ignored by attention. Error metrics and
+visible counts must therefore use `is_valid` as well as `is_masked`.
 
 Generated masks hide `n_hide = floor(ratio * U + 0.5)` (round half up) of U *units*, where a unit
 is what the mask type hides at once and only units holding at least one valid token count:
@@ -122,7 +124,7 @@ def explicit_mask(mask: Union[torch.Tensor, np.ndarray, list], grid: tuple[int, 
 
 
 def resolve_mask(mask: Optional[MaskLike], modality: str, is_valid: torch.Tensor) -> torch.Tensor:
-    """Any accepted mask form -> bool `is_masked` (B, *grid), padding always hidden.
+    """Any accepted mask form -> bool `is_masked` (B, *grid): padding hidden, or shown to even rows out.
 
     mask: a MaskSpec, an explicit mask (see `explicit_mask`), or None (hide only padding).
     modality: "video" or "audio" (checks the spec's type). is_valid: bool (B, *grid).

@@ -250,7 +250,7 @@ def _index_times(stream) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _packet_times(container, stream) -> tuple[np.ndarray, np.ndarray]:
-    """Every packet's time in seconds and keyframe flag, read by demuxing without decoding, then back to the start.
+    """Every packet's time in seconds and keyframe flag, read by demuxing without decoding (decoding seeks first).
 
     For files whose header states no length and whose index is missing or partial (browser MediaRecorder webm
     writes neither): the only way to know how long they are. Costs a read of the file, not a decode."""
@@ -259,7 +259,6 @@ def _packet_times(container, stream) -> tuple[np.ndarray, np.ndarray]:
         if packet.pts is not None:
             stamps.append(float(packet.pts * stream.time_base))
             keys.append(packet.is_keyframe)
-    container.seek(0)
     return np.asarray(stamps, dtype=np.float64), np.asarray(keys, dtype=bool)
 
 

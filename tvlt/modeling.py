@@ -113,6 +113,13 @@ def restore_tokens(
     return torch.gather(filled, 1, ids_restore[..., None].expand(-1, -1, D))
 
 
+def _as_mask_token(tokens: torch.Tensor, where: Optional[torch.Tensor], mask_token: torch.Tensor) -> torch.Tensor:
+    """tokens (B, N, D) with the mask token (1, 1, D) at `where` (bool (B, N)); unchanged for None."""
+    if where is None:
+        return tokens
+    return torch.where(where.to(tokens.device)[..., None], mask_token.to(tokens.dtype), tokens)
+
+
 def mae_loss(predictions: torch.Tensor, targets: torch.Tensor, label_masks: torch.Tensor) -> torch.Tensor:
     """Mean squared error over hidden patches: predictions/targets (B, N, P), label_masks (B, N) 1 = hidden."""
     per_patch = ((predictions - targets) ** 2).mean(dim=-1)
@@ -255,21 +262,31 @@ class TvltForPreTraining(PretrainedMixin, nn.Module):
         self.pixel_mae_head = MAEHead(Dd, p * q * config.num_image_channels)
         self.audio_mae_head = MAEHead(Dd, pa * qa * config.num_audio_channels)
 
-    def decode(self, output: TvltModelOutput) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode(
+        self,
+        output: TvltModelOutput,
+        pixel_as_mask_token: Optional[torch.Tensor] = None,
+        audio_as_mask_token: Optional[torch.Tensor] = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """MAE reconstruction from a (masked or unmasked) `self.tvlt(...)` output, in any mode.
 
         -> pixel logits (B, Nv, p*q*C) and audio logits (B, Na, pa*qa*Ca), in token order (tvlt.layout),
-        the values normalised like the inputs.
+        the values normalised like the inputs. pixel_as_mask_token (B, Nv) / audio_as_mask_token (B, Na): bool,
+        tokens the decoder gets as the mask token whatever the encoder made of them. The decoder has no attention
+        mask (as transformers), so this keeps padding the encoder was shown (tvlt.masking.equal_visible_counts)
+        from reaching the predictions.
         """
         if not self.config.task_mae:
             raise ValueError("decode needs the MAE decoder, but config.task_mae is False")
         video = self.encoder_to_decoder(output.last_pixel_hidden_state)  # (B, Nv', Dd)
         video = restore_tokens(video, output.pixel_ids_restore, self.pixel_mask_token)  # (B, Nv, Dd)
+        video = _as_mask_token(video, pixel_as_mask_token, self.pixel_mask_token)
         video = add_grid_embeddings(
             video, self.decoder_pixel_pos_embed, self.decoder_temporal_embed, self.decoder_pixel_type_embed
         )
         audio = self.encoder_to_decoder(output.last_audio_hidden_state)
         audio = restore_tokens(audio, output.audio_ids_restore, self.audio_mask_token)  # (B, Na, Dd)
+        audio = _as_mask_token(audio, audio_as_mask_token, self.audio_mask_token)
         audio = add_grid_embeddings(
             audio, self.decoder_freq_embed, self.decoder_audio_pos_embed, self.decoder_audio_type_embed
         )

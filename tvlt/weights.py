@@ -26,7 +26,8 @@ logger = logging.getLogger(__name__)
 BASE_PREFIX = "tvlt."
 SAFETENSORS_NAME = "model.safetensors"
 PICKLE_NAME = "pytorch_model.bin"
-HUB_PATTERNS = ["config.json", "*.safetensors", "*.bin", "*.index.json", "preprocessor_config.json"]
+HUB_PATTERNS = ["config.json", "*.safetensors", "*.bin", "*.index.json", "preprocessor_config.json", "README.md",
+                "provenance.json"]  # the last two: the model card and how it was made, for the app's Model tab
 HUB_TIMEOUT_S = 5.0
 _TRUE = {"1", "ON", "YES", "TRUE"}
 
@@ -127,8 +128,9 @@ def adapt_state_dict(
     if model_has_heads and not ckpt_has_heads:
         state_dict = {BASE_PREFIX + k: v for k, v in state_dict.items()}
     elif ckpt_has_heads and not model_has_heads:
-        ignored = sorted(k for k in state_dict if not k.startswith(BASE_PREFIX))
-        state_dict = {k[len(BASE_PREFIX):]: v for k, v in state_dict.items() if k.startswith(BASE_PREFIX)}
+        ignored = sorted(k for k in state_dict if _top(k) in HEAD_MODULES)
+        state_dict = {k[len(BASE_PREFIX):] if k.startswith(BASE_PREFIX) else k: v
+                      for k, v in state_dict.items() if _top(k) not in HEAD_MODULES}
     if not model_has_heads:
         return state_dict, ignored, []
     model_tops = {_top(k) for k in model_shapes}
@@ -209,19 +211,26 @@ class PretrainedMixin:
                 raise ValueError(f"unknown TvltConfig field(s) in from_pretrained overrides: {', '.join(unknown)}")
             config = dataclasses.replace(config, **config_overrides)
         model = cls(config)
-        info = model.load_checkpoint_state_dict(read_state_dict(directory), strict=strict, source=str(path_or_repo_id))
+        info = model.load_checkpoint_state_dict(read_state_dict(directory), strict=strict, source=str(path_or_repo_id),
+                                                architectures=config.extra.get("architectures"))
         model.eval()
         return (model, info) if output_loading_info else model
 
     def load_checkpoint_state_dict(
-        self, state_dict: dict[str, torch.Tensor], strict: bool = True, source: str = "state dict"
+        self, state_dict: dict[str, torch.Tensor], strict: bool = True, source: str = "state dict",
+        architectures: Optional[list[str]] = None,
     ) -> LoadingInfo:
-        """Load a transformers-keyed state dict into this model (rules of `adapt_state_dict`) -> what was skipped."""
+        """Load a transformers-keyed state dict into this model (rules of `adapt_state_dict`) -> what was skipped.
+
+        architectures: the checkpoint's class names (its config.json). A checkpoint of this model's own class must
+        hold every head: none is newly initialised.
+        """
         model_shapes = {k: v.shape for k, v in self.state_dict().items()}
         state_dict, ignored, new_heads = adapt_state_dict(state_dict, model_shapes)
+        if type(self).__name__ in (architectures or []):
+            new_heads = []
         info = compare_keys(state_dict, model_shapes)
-        # a head the checkpoint lacks is new, unless the checkpoint has keys nobody knows (a misspelt head?)
-        missing = sorted(set(info.missing_keys) - (set() if info.unexpected_keys else set(new_heads)))
+        missing = sorted(set(info.missing_keys) - set(new_heads))
         if strict and (missing or info.unexpected_keys or info.mismatched_keys):
             raise CheckpointError(_format_errors(dataclasses.replace(info, missing_keys=missing), source))
         bad = {k for k, _, _ in info.mismatched_keys} | set(info.unexpected_keys)

@@ -295,6 +295,10 @@ def test_spectrogram_click_picks_a_time_patch_in_file_seconds(ctx, app_files):
     assert start == pytest.approx(0.5 + last * patch_s, abs=1e-3) and end == pytest.approx(start + patch_s, abs=1e-3)
     first = attention_view.click_spectrogram(ctx, key, "default", gr.SelectData(None, {"index": [0, 5], "value": None}))
     assert first[0] == pytest.approx(0.5)
+    odd, _ = inputs.load_clip(ctx, str(app_files["clip"]), None, 0.2345, 1.0, "default", None)  # not a round start
+    column0 = attention_view.click_spectrogram(ctx, odd, "default", gr.SelectData(None, {"index": [0, 5], "value": None}))
+    assert column0[0] == pytest.approx(0.2345)
+    assert "time patches 0–0" in attention_view.audio_to_video(ctx, odd, "default", 0, "0", *column0)[1]
     _, note = attention_view.audio_to_video(ctx, key, "default", 0, "0", *first)  # the click's span is valid as is
     assert "time patches 0–0" in note
 
@@ -357,6 +361,9 @@ def test_model_card_belongs_to_the_checkpoint(ctx, tmp_path):
     own = dataclasses.replace(ctx.registry.default, directory=tmp_path)
     assert model_view.model_card(own).startswith("# my checkpoint")
     assert "7 steps, 70 clips, 1.0 min on cpu" in model_view.provenance_line(own)
+    for broken in ("not json", "[1, 2]", '{"steps": 7, "wall_seconds": null}'):
+        (tmp_path / "provenance.json").write_text(broken)
+        assert "could not be read" in model_view.provenance_line(own)
 
 
 # ---------------------------------------------------------------- shared state
