@@ -90,6 +90,8 @@ def open_tab(page, name: str) -> None:
 
 def test_every_view_in_the_browser(page, server):
     examples = server[1]
+    banner = page.locator("#model_banner").inner_text()  # the page always says what is loaded and what it is for
+    assert "trained on:" in banner and "not for:" in banner and "TvltForPreTraining" in banner
     # a bundled scene (what the pretraining model learned on), uploaded as a visitor would
     scene = next((path for name, path in examples.items() if "scene" in name), next(iter(examples.values())))
     page.locator("#input_video input[type=file]").set_input_files(scene)
