@@ -78,13 +78,19 @@ def thumbnail(clip: Clip, size: int = 160) -> np.ndarray:
 
 
 def _stack(model: LoadedModel, clips: list[Clip]) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """The clips' pixel values as one batch (N, T, C, H, W), shorter clips padded with frames the padding mask
+    (N, T * patches per frame; None when nothing is padded) hides: a 1 s clip has fewer frames than a 3 s one."""
     inputs = [c.inputs(model) for c in clips]
-    pixel_values = torch.cat([i["pixel_values"] for i in inputs])
-    masks = [i.get("pixel_mask") for i in inputs]
-    if all(m is None for m in masks):
-        return pixel_values, None
-    n = pixel_values.shape[1] * model.model.tvlt.pixel_embeddings.num_patches_per_image
-    return pixel_values, torch.cat([torch.ones(1, n) if m is None else m.float() for m in masks])
+    T = max(i["pixel_values"].shape[1] for i in inputs)
+    per_frame = model.model.tvlt.pixel_embeddings.num_patches_per_image
+    pixels, masks = [], []
+    for i in inputs:
+        t = i["pixel_values"].shape[1]
+        pixels.append(torch.nn.functional.pad(i["pixel_values"], (0, 0, 0, 0, 0, 0, 0, T - t)))  # (1, T, C, H, W)
+        mask = torch.ones(1, t * per_frame) if i.get("pixel_mask") is None else i["pixel_mask"].float()
+        masks.append(torch.nn.functional.pad(mask, (0, (T - t) * per_frame)))
+    mask = torch.cat(masks)
+    return torch.cat(pixels), None if bool(mask.all()) else mask
 
 
 def video_embeddings(model: LoadedModel, clips: list[Clip]) -> torch.Tensor:
@@ -176,10 +182,10 @@ def swap_audio(ctx: AppContext, clip_key: str, model_key: str, user_keys: list, 
     for name in (first, second):
         if name not in items:
             raise gr.Error(f"“{name}” is not in the gallery; pick two of: {', '.join(items) or 'nothing yet'}.")
-    if first == second:
-        raise gr.Error("Pick two different clips to swap their audio.")
-    progress(0.3, desc="scoring four pairings")
     a, b = items[first], items[second]
+    if first == second or (a.name, a.start, a.duration) == (b.name, b.start, b.duration):
+        raise gr.Error("Pick two different clips to swap their audio (the current clip may be that same example).")
+    progress(0.3, desc="scoring four pairings")
     pixel_values, pixel_mask = _stack(model, [a, b])
     probs = {}
     with model.lock:

@@ -320,6 +320,20 @@ def test_retrieval_and_swap(ctx, clip_key, app_files):
         retrieval_view.swap_audio(ctx, clip_key, "default", [], "current clip", "nope")
     with pytest.raises(gr.Error, match="Choose a video"):
         retrieval_view.add_to_gallery(ctx, None, [], "default")
+    with pytest.raises(gr.Error, match="two different"):  # the current clip is example "square one", same window
+        retrieval_view.swap_audio(ctx, clip_key, "default", [], "current clip", "square one")
+
+
+def test_retrieval_and_swap_with_clips_of_fewer_frames(ctx, app_files, tmp_path):
+    from PIL import Image
+
+    short, _ = inputs.load_clip(ctx, str(app_files["clip"]), None, 0.0, 0.3, "default", None)
+    assert len(ctx.clip(short).inputs(ctx.model("default"))["pixel_values"][0]) < 4  # fewer frames than the model's
+    Image.fromarray(np.full((40, 40, 3), 200, np.uint8)).save(tmp_path / "still.png")
+    keys, _ = retrieval_view.add_to_gallery(ctx, str(tmp_path / "still.png"), [], "default")  # a 1-frame clip
+    gallery, summary = retrieval_view.retrieve(ctx, short, "default", keys, None)
+    assert len(gallery) == 1 + len(ctx.examples) and "true match landed at **rank" in summary  # one example deduped
+    assert "swapped" in retrieval_view.swap_audio(ctx, short, "default", keys, "current clip", "square two")
 
 
 def test_sentiment_view(ctx, clip_key):
