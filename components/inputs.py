@@ -86,12 +86,15 @@ def audio_capacity_s(config) -> float:
     return (config.spectrogram_length * tvlt_audio.HOP_LENGTH + tvlt_audio.N_FFT) / tvlt_audio.SAMPLING_RATE
 
 
-def _decode_audio(path: str, start: float, duration: float, notes: list[str], limit_s: float) -> media.AudioClip:
+def _decode_audio(path: str, start: float, duration: float, notes: list[str], limit_s: float,
+                  from_zero_if_short: bool = False) -> media.AudioClip:
+    """The audio of the window; a separate track shorter than the window's start (`from_zero_if_short`: a short
+    recording meant to replace a video's sound) is taken from 0 s instead, with a note."""
     try:
         return media.load_audio(path, start=start, duration=duration, clip_seconds=limit_s,
                                 max_seconds=settings.MAX_MEDIA_S)
     except media.EmptyMediaError:
-        if start == 0:
+        if start == 0 or not from_zero_if_short:
             raise
         notes.append("the audio is shorter than the start time, so it is taken from 0 s")
         return media.load_audio(path, start=0.0, duration=duration, clip_seconds=limit_s,
@@ -117,7 +120,7 @@ def decode_clip(video_path: Optional[str], audio_path: Optional[str], start: flo
                 raise
             video_path, audio_path = None, video_path  # an audio file given as the video: use it as the audio
     if audio_path:
-        audio_clip = _decode_audio(audio_path, start, duration, notes, limit_s)
+        audio_clip = _decode_audio(audio_path, start, duration, notes, limit_s, from_zero_if_short=bool(video_path))
         if video_path:
             notes.append("the separate audio replaces the video's sound track")
     else:

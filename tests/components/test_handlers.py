@@ -68,6 +68,15 @@ def test_upload_size_limit(ctx, app_files, monkeypatch):
         inputs.load_clip(ctx, str(app_files["clip"]), None, 0.0, 2.0, "default", None)
 
 
+def test_a_start_past_the_audio(ctx, app_files):
+    # a separate short recording replacing a video's sound is taken from 0 s, and the status says so
+    _, status = inputs.load_clip(ctx, str(app_files["long"]), str(app_files["tone"]), 4.0, 1.0, "default", None)
+    assert "taken from 0 s" in status
+    # audio alone has nothing after its end: an error, as for a video
+    with pytest.raises(gr.Error, match="nothing is left after start=4"):
+        inputs.load_clip(ctx, None, str(app_files["tone"]), 4.0, 1.0, "default", None)
+
+
 def test_media_length_limit(ctx, app_files, monkeypatch):
     monkeypatch.setattr(settings, "MAX_MEDIA_S", 0.5)
     with pytest.raises(gr.Error, match=r"more than the 0.5 s limit"):
