@@ -47,9 +47,9 @@ def build_demo(model_dir: str | os.PathLike | LoadedModel, sentiment_dir: str | 
             with gr.Tab("Patches", id="patches", elem_id="tab_patches"):
                 first_view = patches.build(ctx, clip_key, model_key)
             with gr.Tab("Masking & MAE", id="mae", elem_id="tab_mae"):
-                mae_view.build(ctx, clip_key, model_key)
+                mae_view.build(ctx, clip_key, model_key, load_events)
             with gr.Tab("Attention", id="attention", elem_id="tab_attention"):
-                attention_view.build(ctx, clip_key, model_key, model_loaded)
+                attention_view.build(ctx, clip_key, model_key, model_loaded, load_events)
             with gr.Tab("Retrieval", id="retrieval", elem_id="tab_retrieval"):
                 retrieval_view.build(ctx, clip_key, model_key)
             with gr.Tab("Sentiment", id="sentiment", elem_id="tab_sentiment"):

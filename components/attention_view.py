@@ -163,9 +163,10 @@ def audio_to_video(ctx: AppContext, clip_key: str, model_key: str, layer: int, h
     try:
         span = attention.seconds_to_time_patches(float(start_s) - clip.audio_start, float(end_s) - clip.audio_start,
                                                  fps, layout.audio_patch_size[0], layout.audio_time_patches)
-    except ValueError as error:
-        where = f"Choose an audio span between {clip.audio_start:.2f} and {clip.audio_start + heard:.2f} s"
-        raise user_error(error, where) from error
+    except ValueError as error:  # the library's numbers are seconds into the window: name the file's instead
+        first, last = clip.audio_start, clip.audio_start + heard
+        raise gr.Error(f"Choose an audio span between {first:.2f} and {last:.2f} s (seconds into the file, as on the "
+                       f"Patches axis); got {float(start_s):g}–{float(end_s):g} s.") from error
     progress(0.3, desc=f"capturing layer {layer}")
     maps = _layer_maps(ctx, clip_key, model, inputs, layer)
     try:
@@ -208,6 +209,12 @@ def click_frame(ctx: AppContext, clip_key: str, model_key: str, evt: gr.SelectDa
     return frame, int(u * layout.grid_rows), int(v * layout.grid_cols)
 
 
+def default_span(ctx: AppContext, clip_key: str) -> tuple[float, float]:
+    """The first half second of the clip's audio, in seconds into the file."""
+    start = ctx.clip(clip_key).audio_start
+    return start, start + 0.5
+
+
 def click_spectrogram(ctx: AppContext, clip_key: str, model_key: str, evt: gr.SelectData) -> tuple[float, float]:
     """A click on a spectrogram image -> (start, end) seconds into the file of the time patch under it."""
     clip, _, inputs, layout = _setup(ctx, clip_key, model_key)
@@ -227,7 +234,8 @@ def model_controls(ctx: AppContext, model_key: str) -> tuple[gr.Slider, gr.Dropd
             gr.Dropdown(choices=heads, value=MEAN_OF_HEADS))
 
 
-def build(ctx: AppContext, clip_key: gr.State, model_key: gr.State, model_loaded=None) -> None:
+def build(ctx: AppContext, clip_key: gr.State, model_key: gr.State, model_loaded=None,
+          clip_loaded: tuple = ()) -> None:
     gr.Markdown(texts.ATTENTION)
     config = ctx.registry.default.config
     with gr.Row():
@@ -271,6 +279,8 @@ def build(ctx: AppContext, clip_key: gr.State, model_key: gr.State, model_loaded
     a2v = bind(audio_to_video, ctx)
     a2v_inputs = [clip_key, model_key, layer, head, start, end]
     a2v_run.click(a2v, a2v_inputs, [a2v_img, a2v_note], api_name="attention_audio_to_video")
+    for event in clip_loaded:  # start the span where the new clip's audio starts
+        event.success(bind(default_span, ctx), clip_key, [start, end], api_name=False)
     # clicks carry browser event data a script cannot send: UI-only; scripts use the two endpoints above
     cls_spec.select(bind(click_spectrogram, ctx), [clip_key, model_key], [start, end],
                     api_name="attention_click_spectrogram", api_visibility="private").success(

@@ -258,7 +258,7 @@ def warm_up() -> None:
     tvlt_audio.mel_to_waveform(np.full((16, tvlt_audio.N_MELS), -1.0, np.float32))
 
 
-def build(ctx: AppContext, clip_key: gr.State, model_key: gr.State) -> None:
+def build(ctx: AppContext, clip_key: gr.State, model_key: gr.State, clip_loaded: tuple = ()) -> None:
     warm_up()
     gr.Markdown(texts.MAE)
     config = ctx.registry.default.config
@@ -289,6 +289,8 @@ def build(ctx: AppContext, clip_key: gr.State, model_key: gr.State) -> None:
         audio_hidden = gr.Textbox(label="hidden audio tokens", elem_id="mae_audio_hidden")
         run_explicit = gr.Button("Reconstruct with these masks", elem_id="mae_run_explicit")
     outputs = [video_img, audio_img, original_audio, vocoded_audio, recon_audio, stats, video_hidden, audio_hidden]
+    for event in clip_loaded:  # a new clip has other tokens: the last clip's masks do not apply to it
+        event.success(lambda: ("", ""), None, [video_hidden, audio_hidden], api_name=False)
     run.click(bind(run_mae, ctx), [clip_key, model_key, video_ratio, video_type, audio_ratio, audio_type, seed],
               outputs, api_name="mae")
     explicit = bind(run_mae_explicit, ctx)

@@ -287,8 +287,10 @@ def test_attention_span_is_in_file_seconds_like_the_patches_axis(ctx, app_files)
     key, _ = inputs.load_clip(ctx, str(app_files["clip"]), None, 0.5, 1.0, "default", None)  # window 0.5-1.5 s
     _, note = attention_view.audio_to_video(ctx, key, "default", 0, "0", 0.5, 0.7)
     assert "Audio 0.50–" in note and "time patches 0–" in note
-    with pytest.raises(gr.Error, match="between 0.50 and"):
+    with pytest.raises(gr.Error, match="between 0.50 and .* got 0–0.2 s") as info:
         attention_view.audio_to_video(ctx, key, "default", 0, "0", 0.0, 0.2)  # before the window
+    assert "-0.5" not in str(info.value)  # no window-relative numbers leak out
+    assert attention_view.default_span(ctx, key) == (0.5, 1.0)  # what a new clip's span starts at
 
 
 def test_spectrogram_click_picks_a_time_patch_in_file_seconds(ctx, app_files):
