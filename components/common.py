@@ -20,7 +20,8 @@ from tvlt import media
 logger = logging.getLogger("tvlt_explorer")
 
 UNEXPECTED = "Something went wrong on the server while doing this; it has been logged. Try again, or load the clip again."
-NO_CLIP = "Load a clip first: upload or record a video (or audio), or pick a bundled example, then press “Load clip”."
+NO_CLIP = ("Load a clip first: upload or record a video (or audio), or pick a bundled example, then press “Load clip”. "
+           "(Loaded one already? The server keeps only the most recent clips of all visitors: load it again.)")
 
 
 @dataclass

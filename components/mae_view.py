@@ -191,13 +191,17 @@ def to_int16(waveform: np.ndarray) -> np.ndarray:
 def _stats(model: LoadedModel, layout: TokenLayout, result: MaeResult, elapsed: float) -> str:
     v_valid = int(result.video_is_valid[0].sum())
     a_valid = int(result.audio_is_valid[0].sum())
-    v_err, a_err = float(result.video_masked_error[0]), float(result.audio_masked_error[0])
+    v_err, a_err = (_error_text(e[0]) for e in (result.video_masked_error, result.audio_masked_error))
     return (
         f"The encoder saw **{int(result.num_visible_video[0])} of {v_valid} video** tokens and "
         f"**{int(result.num_visible_audio[0])} of {a_valid} audio** tokens — {result.num_encoder_tokens} tokens with CLS instead "
         f"of {layout.num_tokens}. Encode + decode took **{elapsed * 1000:.0f} ms** on this machine. "
-        f"Mean squared error on hidden patches (model input units): video {v_err:.4f}, audio {a_err:.4f}."
+        f"Mean squared error on hidden patches (model input units): video {v_err}, audio {a_err}."
     )
+
+
+def _error_text(error: torch.Tensor) -> str:
+    return "— (nothing hidden)" if torch.isnan(error) else f"{float(error):.4f}"
 
 
 def run_mae(ctx: AppContext, clip_key: str, model_key: str, video_ratio: float, video_type: str, audio_ratio: float,

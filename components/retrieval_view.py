@@ -31,7 +31,7 @@ def _needs_matching(model: LoadedModel) -> None:
 
 def example_clip(ctx: AppContext, name: str, model: LoadedModel) -> Clip:
     """Bundled examples are decoded once per app (shared by every user: they are public)."""
-    key = (name, model.config.num_frames)
+    key = (name, model.config.num_frames, model.config.spectrogram_length)  # what decode_clip sizes by
     with ctx.example_lock:
         if key not in ctx.example_clips:
             ctx.example_clips[key] = decode_clip(ctx.examples[name], None, 0.0, settings.DEFAULT_WINDOW_S,

@@ -84,6 +84,9 @@ def _condition_inputs(inputs: dict, model: LoadedModel) -> list[dict]:
 def reference_label(file_name: str) -> str:
     """The bundled example's own label (from assets/examples/manifest.json), when the clip is one."""
     entry = inputs.read_manifest().get(file_name) or {}
+    if entry.get("kind") == "scene":
+        return ("This bundled example is a sound-making scene, not a talking face: it has no sentiment, and the "
+                "sentiment model never saw scenes, so its score here means nothing.\n\n")
     if not isinstance(entry.get("label"), (int, float)):
         return ""
     cues = ""

@@ -347,6 +347,17 @@ def test_retrieval_and_swap_with_clips_of_fewer_frames(ctx, app_files, tmp_path)
     assert "swapped" in retrieval_view.swap_audio(ctx, short, "default", keys, "current clip", "square two")
 
 
+def test_bundled_examples_say_what_their_sentiment_label_is():
+    assert "reference label: **" in sentiment_view.reference_label("face_test_000.mp4")
+    assert "no sentiment" in sentiment_view.reference_label("scene_test_000.mp4")
+    assert sentiment_view.reference_label("my_own_video.mp4") == ""
+
+
+def test_mae_stats_with_nothing_hidden(ctx, clip_key):
+    stats = mae_view.run_mae(ctx, clip_key, "default", 0.0, "random", 0.0, "time", 0)[5]
+    assert "nan" not in stats and "nothing hidden" in stats
+
+
 def test_sentiment_view(ctx, clip_key):
     text, seven, binary, fig = sentiment_view.sentiment_view(ctx, clip_key, "default")
     assert "Score" in text and isinstance(fig, Figure)
