@@ -176,9 +176,9 @@ def _audio_triple(clip, inputs: dict, result: MaeResult, layout: TokenLayout) ->
     valid_time = int(result.audio_is_valid[0].any(dim=1).sum()) * layout.audio_patch_size[0]
     spec = audio_values_to_spectrogram(result.audio_composite[0])[:valid_time].clip(-1, 1)
     recon = tvlt_audio.mel_to_waveform(spec)
-    own = audio_values_to_spectrogram(inputs["audio_values"][0])[:valid_time]
-    vocoded = clip.derive(("griffin-lim", inputs["audio_values"].shape[-2], valid_time),  # the same for every mask
-                          lambda: to_int16(tvlt_audio.mel_to_waveform(own)))
+    own = inputs["audio_values"][0]
+    vocoded = clip.derive(("griffin-lim", own.shape[-2], valid_time),  # the same for every mask: a cache hit is free
+                          lambda: to_int16(tvlt_audio.mel_to_waveform(audio_values_to_spectrogram(own)[:valid_time])))
     rate = tvlt_audio.SAMPLING_RATE
     return (rate, to_int16(clip.waveform[: len(recon)])), (rate, vocoded), (rate, to_int16(recon))
 

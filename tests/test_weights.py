@@ -206,3 +206,12 @@ def test_a_repo_the_hub_does_not_have_is_named_as_such(monkeypatch):
     monkeypatch.setattr(huggingface_hub, "snapshot_download", not_found)
     with pytest.raises(CheckpointError, match="has no public repo 'tvlt-test/typo'"):
         resolve_directory("tvlt-test/typo")
+
+
+def test_head_table_names_every_head_module_of_the_model_classes():
+    from tvlt.weights import HEAD_MODULES
+
+    config = TvltConfig.tiny(classifier_pooler=True)
+    tops = {key.split(".", 1)[0] for cls in (TvltForPreTraining, TvltForAudioVisualClassification)
+            for key in cls(config).state_dict()}
+    assert tops - {"tvlt"} == HEAD_MODULES
