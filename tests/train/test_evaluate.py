@@ -72,3 +72,17 @@ def test_model_card_from_tiny_exports(tmp_path):
     assert "| matching head (all pairs) |" in text and "| video zeroed |" in text and "masked on objects" in text
     assert "never seen real video" in text and "cpu (test)" in text
     assert os.path.getsize(os.path.join(tmp_path, "card", evaluate.FIGURE_NAME)) > 1000
+
+
+def test_a_refined_export_reports_both_training_stages():
+    pretraining = {"device": "gpu", "steps": 10, "commands": ["python -m tvlt.train pretrain ..."]}
+    refined = {"device": "cpu", "steps": 5, "commands": ["python -m tvlt.train refine-mae ..."],
+               "args": {"init_provenance": pretraining}}
+    assert evaluate.pretraining_stages(refined) == {"pretraining": pretraining, evaluate.REFINEMENT: refined}
+    assert evaluate.pretraining_stages(pretraining) == {"pretraining": pretraining}
+    rows = evaluate._compute_rows(evaluate.pretraining_stages(refined))
+    assert [row[0] for row in rows] == ["pretraining", evaluate.REFINEMENT] and [row[3] for row in rows] == [10, 5]
+    assert evaluate.refinement_data(None) == ""
+    refined["args"]["refine_mae"] = {"object_weight": 6.0, "extra_decoder_layers": 2}
+    text = evaluate.refinement_data(refined)
+    assert "2 appended decoder blocks" in text and "weighing 7x" in text and "encoder and the matching head frozen" in text

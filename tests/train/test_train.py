@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -10,8 +11,11 @@ import pytest
 import torch
 
 from tvlt.config import TvltConfig
+from tvlt.layout import TokenLayout
+from tvlt.mae import default_masking, reconstruct
 from tvlt.modeling import TvltForAudioVisualClassification, TvltForPreTraining
-from tvlt.train import finetune, pretrain
+from tvlt.train import corpus, finetune, loop, pretrain, refine_mae
+from tvlt.train.evaluate import object_patches
 from tvlt.train.__main__ import PRESETS, main
 from tvlt.train.export import CALIBRATION_CLIPS, export_run, validation_rmse
 from tvlt.train.loop import LoopSettings, cosine_lr, read_checkpoint
@@ -104,7 +108,7 @@ def test_finetune_from_pretraining_then_resume(pretrain_run, tmp_path):
 def test_finetune_starts_from_the_pretrained_encoder(pretrain_run):
     pretrained = TvltForPreTraining.from_pretrained(os.path.join(pretrain_run, "export"))
     model = finetune.sentiment_model(pretrained.config)
-    finetune.init_from_pretraining(model, pretrain_run)
+    loop.load_weights(model, pretrain_run)
     key = "tvlt.encoder.layer.0.attention.attention.query.weight"
     torch.testing.assert_close(model.state_dict()[key], pretrained.state_dict()[key])
 
@@ -132,6 +136,13 @@ def test_masked_mse_ignores_visible_patches():
     predictions = torch.tensor([[[1.0] * 3, [2.0] * 3, [9.0] * 3, [9.0] * 3]])
     is_masked = torch.tensor([[True, True, False, False]])
     assert masked_mse(predictions, targets, is_masked).item() == pytest.approx((1 + 4) / 2)
+
+
+def test_masked_mse_with_float_weights_is_the_weighted_mean():
+    targets = torch.zeros(1, 3, 2)
+    predictions = torch.tensor([[[1.0] * 2, [2.0] * 2, [9.0] * 2]])
+    weights = torch.tensor([[1.0, 3.0, 0.0]])
+    assert masked_mse(predictions, targets, weights).item() == pytest.approx((1 * 1 + 3 * 4) / 4)
 
 
 def test_matching_pairs_labels_and_negative_kinds():
@@ -194,3 +205,61 @@ def test_tube_mask_hides_the_same_positions_in_every_frame():
     mask = pretrain.tube_mask(config, 3, 0.5, seed=1, device=CPU).view(3, 4, 2, 2)
     assert torch.equal(mask, mask[:, :1].expand_as(mask))
     assert mask[:, 0].flatten(1).sum(dim=1).tolist() == [2, 2, 2]
+
+
+def test_refine_mae_trains_only_the_decoder_then_resumes(pretrain_run, tmp_path):
+    out = str(tmp_path)
+    flags = ["--device", "cpu", "--batch", "8", "--probe-clips", "8", "--log-every", "1", "--warmup-steps", "1",
+             "--lr", "1e-2"]
+    main(["refine-mae", "--init", pretrain_run, "--out", out, "--steps", "2", "--extra-decoder-layers", "1", *flags])
+    # --init and the deepened config come from the checkpoint: resuming appends no further block
+    main(["refine-mae", "--out", out, "--steps", "3", "--resume", "--extra-decoder-layers", "1", *flags])
+    state = read_checkpoint(out)
+    assert state["progress"]["step"] == 3 and state["args"]["init"] == pretrain_run
+    assert state["args"]["init_provenance"]["kind"] == "pretrain"  # where the weights first came from
+    before = TvltForPreTraining.from_pretrained(os.path.join(pretrain_run, "export")).state_dict()
+    after = TvltForPreTraining.from_pretrained(os.path.join(out, "export")).state_dict()
+    frozen = [k for k in before if k.startswith(("tvlt.", "matching_head."))]
+    assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)
+    changed = [k for k in before if k not in frozen and not torch.equal(before[k], after[k])]
+    assert "decoder.decoder_layers.0.attention.attention.query.weight" in changed
+    assert "pixel_mae_head.decoder.weight" in changed
+    depth = TvltConfig.from_pretrained(os.path.join(pretrain_run, "export")).decoder_num_hidden_layers
+    assert TvltConfig.from_pretrained(os.path.join(out, "export")).decoder_num_hidden_layers == depth + 1
+    assert set(after) - set(before) == {k for k in after if k.startswith(f"decoder.decoder_layers.{depth}.")}
+    for key in ("mae_video", "probe_video_objects", "probe_object_ratio"):
+        values = _log_values(os.path.join(out, "train.log"), key)
+        assert values and all(math.isfinite(v) for v in values), key
+
+
+def test_deepened_decoder_reconstructs_exactly_as_before():
+    torch.manual_seed(0)
+    model = TvltForPreTraining(PRESETS["tiny"]()).eval()
+    deeper = refine_mae.deepen_decoder(model, 2).eval()
+    assert len(deeper.decoder.decoder_layers) == len(model.decoder.decoder_layers) + 2
+    pixel_values, audio_values = pretrain.scene_inputs("val", [0, 1], model.config, CPU)
+    video_spec, audio_spec = default_masking(model.config, seed=3)
+    before = reconstruct(model, pixel_values, audio_values, video_spec, audio_spec)
+    after = reconstruct(deeper, pixel_values, audio_values, video_spec, audio_spec)
+    torch.testing.assert_close(after.pixel_predictions, before.pixel_predictions)
+    torch.testing.assert_close(after.audio_predictions, before.audio_predictions)
+
+
+def test_refine_batches_weigh_the_patches_on_objects():
+    config = PRESETS["tiny"]()
+    opts = refine_mae.RefineOptions(batch=4, object_weight=5.0)
+    batch = refine_mae.make_batch(0, opts, config, CPU)
+    clips = corpus.scene_batch("train", range(4), CPU, **pretrain.clip_geometry(config))
+    expected = object_patches(clips.meta, TokenLayout.from_config(config)).flatten(1).float()
+    assert torch.equal(batch.on_objects, expected) and 0 < expected.mean() < 1
+    torch.manual_seed(0)
+    model = TvltForPreTraining(config)
+    weighted = refine_mae.refine_step(model, batch, opts).values["mae_video"]
+    torch.manual_seed(0)
+    plain = refine_mae.refine_step(model, batch, dataclasses.replace(opts, object_weight=0.0)).values["mae_video"]
+    assert weighted != plain  # same masks (same seed), other weights
+
+
+def test_refine_mae_needs_a_model_to_refine(tmp_path):
+    with pytest.raises(ValueError, match="--init"):
+        main(["refine-mae", "--out", str(tmp_path), "--steps", "1", "--device", "cpu", "--batch", "8"])

@@ -1,4 +1,4 @@
-"""Train, export and evaluate the bundled TVLT: `python -m tvlt.train {pretrain,finetune-sentiment,export,evaluate}`.
+"""Train, export and evaluate the bundled TVLT: `python -m tvlt.train {pretrain,finetune-sentiment,refine-mae,export,evaluate}`.
 
 A run directory (`--out`) holds `checkpoint.pt` (one resumable file: weights, optimiser, step, clips, wall
 time, RNG states), `train.log` (one line per `--log-every` steps: clips/s overall, for data and for training,
@@ -36,6 +36,9 @@ after the other), so a 17-minute schedule sees ~1.07 M clips; sentiment ~3500 cl
 
 CPU (here):
 
+    # MAE decoder refinement of the pretrained model (encoder and matching head frozen; ~20 clips/s here)
+    python -m tvlt.train refine-mae --init assets/tvlt-small-pretrain --out runs/refine --total-minutes 110 \
+        --minutes 110 --batch 48 --object-weight 6 --extra-decoder-layers 2 --log-every 25 --probe-every 100 --device cpu
     # transformers-format directories from runs brought back (or copy the exported files into them)
     python -m tvlt.train export --run runs/pretrain --out assets/tvlt-small-pretrain
     python -m tvlt.train export --run runs/sentiment --out assets/tvlt-small-sentiment
@@ -136,6 +139,15 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     _finish(model, progress, args, "sentiment")
 
 
+def cmd_refine_mae(args: argparse.Namespace) -> None:
+    from tvlt.train import refine_mae
+
+    opts = _options(args, refine_mae.RefineOptions)
+    config = _config(args) if args.resume else _init_config(args.init, args.config)
+    model, progress = refine_mae.run(config, opts, _settings(args), pick_device(args.device), args.init)
+    _finish(model, progress, args, "pretrain")
+
+
 def _init_config(init: Optional[str], preset: str) -> TvltConfig:
     """The pretraining run's config (checkpoint or export), or the preset when starting from scratch."""
     if not init:
@@ -163,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     from tvlt.train.evaluate import EvalSettings
     from tvlt.train.finetune import FinetuneOptions
     from tvlt.train.pretrain import PretrainOptions
+    from tvlt.train.refine_mae import RefineOptions
 
     parser = argparse.ArgumentParser(prog="python -m tvlt.train", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -175,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_options(f, FinetuneOptions)
     f.add_argument("--init", default=None, help="pretraining run directory, checkpoint or export")
     f.set_defaults(func=cmd_finetune)
+    r = sub.add_parser("refine-mae", help="train only the MAE decoder of a pretrained model, the encoder frozen")
+    _add_loop_flags(r, lr=1e-3, warmup=30)
+    _add_options(r, RefineOptions)
+    r.add_argument("--init", default=None, help="pretraining run directory, checkpoint or export")
+    r.set_defaults(func=cmd_refine_mae)
     e = sub.add_parser("export", help="transformers-format directory from a run's checkpoint")
     e.add_argument("--run", required=True, help="run directory or checkpoint.pt")
     e.add_argument("--out", required=True)

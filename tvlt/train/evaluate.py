@@ -184,11 +184,17 @@ def _grid_positions(*sizes: int) -> torch.Tensor:
 
 
 def mae_metrics(model: TvltForPreTraining, settings: EvalSettings, device: torch.device) -> tuple[dict, Any]:
-    """Masked-patch MSE of the model vs the two baselines at the config's ratios; returns (metrics, result, clips)."""
+    """Masked-patch MSE of the model vs the two baselines on the test scenes; returns (metrics, (pixels, result))."""
+    clips = corpus.scene_batch(SPLIT, list(range(settings.mae_clips)), device, **clip_geometry(model.config))
+    return mae_table(model, clips, settings.seed)
+
+
+def mae_table(model: TvltForPreTraining, clips: corpus.ClipBatch, seed: int) -> tuple[dict, Any]:
+    """Masked-patch MSE of the model vs the two baselines at the config's ratios on scene `clips` (with their
+    meta) -> (metrics, (pixel_values, MaeResult))."""
     config = model.config
-    clips = corpus.scene_batch(SPLIT, list(range(settings.mae_clips)), device, **clip_geometry(config))
     pixel_values, audio_values = model_inputs(clips)
-    video_spec, audio_spec = default_masking(config, settings.seed)
+    video_spec, audio_spec = default_masking(config, seed)
     result = reconstruct(model, pixel_values, audio_values, video_spec, audio_spec)
     layout = TokenLayout.from_config(config)
     video = layout.patchify_video(pixel_values).cpu()
@@ -211,7 +217,7 @@ def mae_metrics(model: TvltForPreTraining, settings: EvalSettings, device: torch
     on_objects = video_table["masked on objects"]
     ratio = on_objects["model"] / min(on_objects["mean of visible"], on_objects["nearest visible"])
     metrics = {"video mask": f"{video_spec.kind} {video_spec.ratio:.0%}", "audio mask": f"{audio_spec.kind} {audio_spec.ratio:.0%}",
-               "clips": settings.mae_clips, "video": video_table, "audio": audio_table, "object ratio": ratio}
+               "clips": len(pixel_values), "video": video_table, "audio": audio_table, "object ratio": ratio}
     return metrics, (pixel_values, result)
 
 
@@ -293,6 +299,15 @@ def _compute_rows(provenances: dict[str, dict[str, Any]]) -> list[list[Any]]:
     return rows
 
 
+REFINEMENT = "MAE decoder refinement"
+
+
+def pretraining_stages(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """One provenance per stage: a refined export (`refine-mae`) names the pretraining it started from."""
+    init = record.get("args", {}).get("init_provenance")
+    return {"pretraining": init, REFINEMENT: record} if init else {"pretraining": record}
+
+
 def render_card(results: dict[str, Any], provenances: dict[str, dict[str, Any]], config: TvltConfig,
                 settings: EvalSettings, figure_name: str) -> str:
     """The model card markdown from computed results and the exports' provenance."""
@@ -314,7 +329,7 @@ def render_card(results: dict[str, Any], provenances: dict[str, dict[str, Any]],
         f"{params['pretrain'] / 1e6:.2f} M, sentiment model {params['sentiment'] / 1e6:.2f} M. Files: "
         "`tvlt-small-pretrain/` (matching head + MAE decoder) and `tvlt-small-sentiment/` (regression head), "
         "transformers 4.40.2 format.",
-        "## Training data\n\n" + TRAINING_DATA,
+        "## Training data\n\n" + TRAINING_DATA + refinement_data(provenances.get(REFINEMENT)),
         "## Compute\n\n" + _table(["model", "device", "wall time (min)", "steps", "clips seen", "git commit (when exported)"],
                                   _compute_rows(provenances)) + "\n\nCommands:\n\n" + (commands or "    not recorded"),
         f"## Audio -> video retrieval ({r['candidates']} test clips; each audio query ranks all videos)\n\n"
@@ -366,6 +381,20 @@ TRAINING_DATA = (
     "Train, validation and test clips come from disjoint seeds."
 )
 
+def refinement_data(record: dict[str, Any] | None) -> str:
+    """What `refine-mae` did, from its provenance (empty without a refinement stage)."""
+    if record is None:
+        return ""
+    opts = record.get("args", {}).get("refine_mae", {})
+    extra, weight = opts.get("extra_decoder_layers", 0), opts.get("object_weight", 0.0)
+    return (
+        " After pretraining, the MAE decoder alone (decoder embeddings, mask tokens, decoder blocks, MAE heads"
+        + (f", plus {extra} appended decoder blocks that started as the identity" if extra else "")
+        + ") was trained further on the MAE loss"
+        + (f", hidden video patches on a visible object weighing {1 + weight:g}x" if weight else "")
+        + ", with the encoder and the matching head frozen, so retrieval and matching are unchanged by it."
+    )
+
 LIMITS = (
     "- It has never seen real video or real speech: real webcam or microphone input is far outside its domain, and "
     "its retrieval, reconstruction and sentiment outputs on such input are not meaningful.\n"
@@ -398,7 +427,7 @@ def write_model_card(pretrain_dir: str, sentiment_dir: str, out_path: str, setti
     os.makedirs(directory, exist_ok=True)
     mae_figure(mae_pixels, mae_result, TokenLayout.from_config(config), settings.figure_clips).save(
         os.path.join(directory, FIGURE_NAME))
-    provenances = {"pretraining": read_provenance(pretrain_dir), "sentiment": read_provenance(sentiment_dir)}
+    provenances = {**pretraining_stages(read_provenance(pretrain_dir)), "sentiment": read_provenance(sentiment_dir)}
     with open(out_path, "w", encoding="utf-8") as f:
         f.write(render_card(results, provenances, config, settings, FIGURE_NAME))
     return out_path

@@ -19,8 +19,7 @@ import torch.nn.functional as F
 from tvlt.config import TvltConfig
 from tvlt.modeling import TvltForAudioVisualClassification
 from tvlt.train import pretrain
-from tvlt.train.loop import LoopSettings, Progress, StepOutput, read_checkpoint, train
-from tvlt.weights import read_state_dict
+from tvlt.train.loop import LoopSettings, Progress, StepOutput, load_weights, train
 from tvlt.train.objectives import blank_modality
 
 PROBE_SPLIT = "val"
@@ -80,16 +79,6 @@ def sentiment_model(config: TvltConfig) -> TvltForAudioVisualClassification:
                                                                 loss_type="regression"))
 
 
-def init_from_pretraining(model: TvltForAudioVisualClassification, source: str) -> None:
-    """Load the encoder from a pretraining run directory / checkpoint file, or a transformers-format export;
-    pretraining-only heads are dropped, the classifier stays freshly initialised."""
-    try:
-        state = read_checkpoint(source)["modules"]["model"]
-    except FileNotFoundError:
-        state = read_state_dict(source)
-    model.load_checkpoint_state_dict(state, strict=True, source=source)
-
-
 def run(
     config: TvltConfig, opts: FinetuneOptions, settings: LoopSettings, device: torch.device, init: str | None
 ) -> tuple[TvltForAudioVisualClassification, Progress]:
@@ -97,7 +86,7 @@ def run(
     torch.manual_seed(opts.seed)
     model = sentiment_model(config)
     if init and not settings.resume:
-        init_from_pretraining(model, init)
+        load_weights(model, init)  # pretraining-only heads dropped, the classifier stays fresh
     model.to(device)
     held_out = pretrain.face_inputs(PROBE_SPLIT, list(range(opts.probe_clips)), config, device)
     probe_clips = FaceBatch(*held_out, step=-1)

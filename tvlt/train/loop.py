@@ -152,6 +152,18 @@ def load_checkpoint(
     return Progress(**state["progress"])
 
 
+def load_weights(model: nn.Module, source: str) -> None:
+    """Weights from a run directory / checkpoint file, or a transformers-format export, into a tvlt model
+    (`load_checkpoint_state_dict` rules: heads the model lacks are dropped, heads it adds stay initialised)."""
+    try:
+        state = read_checkpoint(source)["modules"]["model"]
+    except FileNotFoundError:
+        from tvlt.weights import read_state_dict
+
+        state = read_state_dict(source)
+    model.load_checkpoint_state_dict(state, strict=True, source=source)
+
+
 # ---------------------------------------------------------------- logging and provenance
 class RunLog:
     """One line per call to `write`, to stdout and `<out>/train.log` (appended across resumes)."""

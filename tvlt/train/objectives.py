@@ -58,7 +58,8 @@ def info_nce(video: torch.Tensor, audio: torch.Tensor, scale: torch.Tensor) -> t
 
 
 def masked_mse(predictions: torch.Tensor, targets: torch.Tensor, is_masked: torch.Tensor) -> torch.Tensor:
-    """transformers' MAE loss. predictions, targets (B, N, P) patch vectors; is_masked (B, N) bool -> scalar."""
+    """transformers' MAE loss. predictions, targets (B, N, P) patch vectors; is_masked (B, N) bool, or float
+    per-patch weights (0 = not in the loss) for a weighted mean -> scalar."""
     per_patch = (predictions.float() - targets.float()).pow(2).mean(dim=-1)  # (B, N)
     weight = is_masked.float()
     return (per_patch * weight).sum() / weight.sum().clamp(min=1.0)

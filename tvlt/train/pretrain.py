@@ -23,7 +23,7 @@ from tvlt.audio import HOP_LENGTH, N_MELS, SAMPLING_RATE, log_mel_spectrogram
 from tvlt.config import TvltConfig
 from tvlt.layout import TokenLayout
 from tvlt.masking import MaskSpec, generate_batch_mask
-from tvlt.modeling import TvltForPreTraining
+from tvlt.modeling import TvltForPreTraining, TvltModelOutput
 from tvlt.retrieval import embed_audio, embed_video
 from tvlt.train import corpus
 from tvlt.train.loop import LoopSettings, Progress, StepOutput, train
@@ -144,10 +144,21 @@ def mae_losses(
     pixel_is_masked: bool (B, Nv) explicit video mask, or None for random masking at the config ratio.
     """
     output = model.tvlt(pixel_values, audio_values, mask_pixel=True, mask_audio=True, pixel_is_masked=pixel_is_masked)
+    return masked_patch_losses(model, output, pixel_values, audio_values)
+
+
+def masked_patch_losses(
+    model: TvltForPreTraining, output: TvltModelOutput, pixel_values: torch.Tensor, audio_values: torch.Tensor,
+    pixel_weight: Optional[torch.Tensor] = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode a masked encoder output -> (video, audio) MSE on its hidden patches; pixel_weight (B, Nv) float,
+    if given, weighs each hidden video patch (the video loss is then the weighted mean)."""
     pixel_predictions, audio_predictions = model.decode(output)  # (B, Nv, P), (B, Na, Pa)
     layout = TokenLayout.from_config(model.config)
+    hidden = (output.pixel_label_masks > 0).float()
     return (
-        masked_mse(pixel_predictions, layout.patchify_video(pixel_values), output.pixel_label_masks > 0),
+        masked_mse(pixel_predictions, layout.patchify_video(pixel_values),
+                   hidden if pixel_weight is None else hidden * pixel_weight),
         masked_mse(audio_predictions, layout.patchify_audio(audio_values), output.audio_label_masks > 0),
     )
 
