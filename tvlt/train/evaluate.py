@@ -137,15 +137,15 @@ def sentiment_metrics(model: TvltForAudioVisualClassification, settings: EvalSet
 
 # ---------------------------------------------------------------- MAE
 def object_patches(meta: dict[str, torch.Tensor], layout: TokenLayout) -> torch.Tensor:
-    """bool (B, T, h, w): patches whose box overlaps a visible object's bounding square (corpus meta)."""
+    """bool (B, T, h, w) on the meta's device: patches whose box overlaps a visible object's bounding square."""
     p, q = layout.image_patch_size
-    rows = (torch.arange(layout.grid_rows) + 0.5) * p  # patch centres, px
-    cols = (torch.arange(layout.grid_cols) + 0.5) * q
-    centres = meta["centres"].cpu()  # (B, O, T, 2) (x, y)
-    half = meta["diameter"].cpu()[:, :, None] / 2  # (B, O, 1)
+    centres = meta["centres"]  # (B, O, T, 2) (x, y)
+    rows = (torch.arange(layout.grid_rows, device=centres.device) + 0.5) * p  # patch centres, px
+    cols = (torch.arange(layout.grid_cols, device=centres.device) + 0.5) * q
+    half = meta["diameter"][:, :, None] / 2  # (B, O, 1)
     near_x = (centres[..., 0, None] - cols).abs() < half[..., None] + q / 2  # (B, O, T, w)
     near_y = (centres[..., 1, None] - rows).abs() < half[..., None] + p / 2  # (B, O, T, h)
-    shown = (meta["visible"].cpu() & (meta["shape"].cpu() >= 0)[..., None])  # (B, O, T)
+    shown = meta["visible"] & (meta["shape"] >= 0)[..., None]  # (B, O, T)
     covered = near_y[..., :, None] & near_x[..., None, :] & shown[..., None, None]  # (B, O, T, h, w)
     return covered.any(dim=1)
 
@@ -199,7 +199,7 @@ def mae_table(model: TvltForPreTraining, clips: corpus.ClipBatch, seed: int) -> 
     layout = TokenLayout.from_config(config)
     video = layout.patchify_video(pixel_values).cpu()
     video_masked = result.video_is_masked.flatten(1).cpu()
-    objects = object_patches(clips.meta, layout).flatten(1)
+    objects = object_patches(clips.meta, layout).flatten(1).cpu()
     video_grid = _grid_positions(layout.num_frames, layout.grid_rows, layout.grid_cols)
     video_table = _error_table(
         {"model": result.pixel_predictions.float().cpu(), "mean of visible": mean_visible_baseline(video, video_masked),
@@ -394,6 +394,7 @@ def refinement_data(record: dict[str, Any] | None) -> str:
         + (f", hidden video patches on a visible object weighing {1 + weight:g}x" if weight else "")
         + ", with the encoder and the matching head frozen, so retrieval and matching are unchanged by it."
     )
+
 
 LIMITS = (
     "- It has never seen real video or real speech: real webcam or microphone input is far outside its domain, and "
