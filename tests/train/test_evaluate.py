@@ -86,3 +86,5 @@ def test_a_refined_export_reports_both_training_stages():
     refined["args"]["refine_mae"] = {"object_weight": 6.0, "extra_decoder_layers": 2}
     text = evaluate.refinement_data(refined)
     assert "2 appended decoder blocks" in text and "weighing 7x" in text and "encoder and the matching head frozen" in text
+    refined["session_options"] = [{"refine_mae": {"object_weight": w}} for w in (6.0, 10.0)]
+    assert "weighing 7x, then 11x over its 2 sessions" in evaluate.refinement_data(refined)

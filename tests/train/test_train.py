@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 
 import pytest
 import torch
@@ -17,7 +18,7 @@ from tvlt.modeling import TvltForAudioVisualClassification, TvltForPreTraining
 from tvlt.train import corpus, finetune, loop, pretrain, refine_mae
 from tvlt.train.evaluate import object_patches
 from tvlt.train.__main__ import PRESETS, main
-from tvlt.train.export import CALIBRATION_CLIPS, export_run, validation_rmse
+from tvlt.train.export import CALIBRATION_CLIPS, export_run, validation_rmse, write_json
 from tvlt.train.loop import LoopSettings, cosine_lr, read_checkpoint
 from tvlt.train.objectives import (
     BLANK_AUDIO, BLANK_PIXEL, NegativeMix, blank_modality, info_nce, masked_mse, matching_pairs,
@@ -208,14 +209,17 @@ def test_tube_mask_hides_the_same_positions_in_every_frame():
 
 
 def test_refine_mae_trains_only_the_decoder_then_resumes(pretrain_run, tmp_path):
-    out = str(tmp_path)
+    init, out = str(tmp_path / "init"), str(tmp_path / "refine")
+    shutil.copytree(os.path.join(pretrain_run, "export"), init)
     flags = ["--device", "cpu", "--batch", "8", "--probe-clips", "8", "--log-every", "1", "--warmup-steps", "1",
              "--lr", "1e-2"]
-    main(["refine-mae", "--init", pretrain_run, "--out", out, "--steps", "2", "--extra-decoder-layers", "1", *flags])
-    # --init and the deepened config come from the checkpoint: resuming appends no further block
+    main(["refine-mae", "--init", init, "--out", out, "--steps", "2", "--extra-decoder-layers", "1", *flags])
+    # the init is overwritten (as the bundled model is by its own refinement) before the run resumes
+    write_json(os.path.join(init, loop.PROVENANCE_NAME), {"kind": "overwritten"})
+    # --init, its provenance and the deepened config come from the checkpoint: resuming appends no further block
     main(["refine-mae", "--out", out, "--steps", "3", "--resume", "--extra-decoder-layers", "1", *flags])
     state = read_checkpoint(out)
-    assert state["progress"]["step"] == 3 and state["args"]["init"] == pretrain_run
+    assert state["progress"]["step"] == 3 and state["args"]["init"] == init
     assert state["args"]["init_provenance"]["kind"] == "pretrain"  # where the weights first came from
     before = TvltForPreTraining.from_pretrained(os.path.join(pretrain_run, "export")).state_dict()
     after = TvltForPreTraining.from_pretrained(os.path.join(out, "export")).state_dict()

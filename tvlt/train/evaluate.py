@@ -386,12 +386,19 @@ def refinement_data(record: dict[str, Any] | None) -> str:
     if record is None:
         return ""
     opts = record.get("args", {}).get("refine_mae", {})
-    extra, weight = opts.get("extra_decoder_layers", 0), opts.get("object_weight", 0.0)
+    extra = opts.get("extra_decoder_layers", 0)
+    # a resumed run may change the object weight: one per session, in order
+    weights = [s["refine_mae"]["object_weight"] for s in record.get("session_options", []) if "refine_mae" in s]
+    weights = weights or [opts.get("object_weight", 0.0)]
+    if len(set(weights)) == 1:
+        weighing = f"{1 + weights[0]:g}x" if weights[0] else ""
+    else:
+        weighing = ", then ".join(f"{1 + w:g}x" for w in weights) + f" over its {len(weights)} sessions"
     return (
         " After pretraining, the MAE decoder alone (decoder embeddings, mask tokens, decoder blocks, MAE heads"
         + (f", plus {extra} appended decoder blocks that started as the identity" if extra else "")
         + ") was trained further on the MAE loss"
-        + (f", hidden video patches on a visible object weighing {1 + weight:g}x" if weight else "")
+        + (f", hidden video patches on a visible object weighing {weighing}" if weighing else "")
         + ", with the encoder and the matching head frozen, so retrieval and matching are unchanged by it."
     )
 

@@ -124,20 +124,21 @@ def run(
     checkpoint's (already deepened); otherwise it is the init's and `extra_decoder_layers` are appended."""
     torch.manual_seed(opts.seed)
     model = TvltForPreTraining(config)
-    if settings.resume:  # the weights come from the checkpoint; where they first came from, from its args
-        init = read_checkpoint(settings.out_dir)["args"]["init"]
+    if settings.resume:  # weights from the checkpoint; the init and its provenance as they were when the run began
+        stored = read_checkpoint(settings.out_dir)["args"]  # (the init directory may have been overwritten since)
+        init, init_provenance = stored["init"], stored["init_provenance"]
     elif not init:
         raise ValueError("refine-mae needs --init: the pretrained model whose decoder it trains")
     else:
         load_weights(model, init)
         model = deepen_decoder(model, opts.extra_decoder_layers)
-        config = model.config
+        config, init_provenance = model.config, read_provenance(init)
     trained = sum(model.get_parameter(name).numel() for name in freeze_encoder(model.to(device)))
     held_out = corpus.scene_batch(PROBE_SPLIT, list(range(opts.probe_clips)), device,
                                   **pretrain.clip_geometry(config))
     settings = dataclasses.replace(settings, args={**settings.args, "config": config.to_dict(),
                                                    "refine_mae": dataclasses.asdict(opts), "init": init,
-                                                   "init_provenance": read_provenance(init),
+                                                   "init_provenance": init_provenance,
                                                    "trained_parameters": trained})
     progress = train(
         {"model": model},
