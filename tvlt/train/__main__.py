@@ -39,6 +39,9 @@ CPU (here):
     # MAE decoder refinement of the pretrained model (encoder and matching head frozen; ~20 clips/s here)
     python -m tvlt.train refine-mae --init assets/tvlt-small-pretrain --out runs/refine --total-minutes 110 \
         --minutes 110 --batch 48 --object-weight 6 --extra-decoder-layers 2 --log-every 25 --probe-every 100 --device cpu
+    # its second session: the schedule lengthened (learning rate back at mid-cosine), objects weighing 11x
+    python -m tvlt.train refine-mae --resume --out runs/refine --total-minutes 222 --minutes 112 --batch 48 \
+        --object-weight 10 --extra-decoder-layers 2 --log-every 25 --probe-every 100 --device cpu
     # transformers-format directories from runs brought back (or copy the exported files into them)
     python -m tvlt.train export --run runs/pretrain --out assets/tvlt-small-pretrain
     python -m tvlt.train export --run runs/sentiment --out assets/tvlt-small-sentiment

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from tvlt.config import TvltConfig
 from tvlt.modeling import TvltForAudioVisualClassification
 from tvlt.train import pretrain
-from tvlt.train.loop import LoopSettings, Progress, StepOutput, load_weights, train
+from tvlt.train.loop import LoopSettings, Progress, StepOutput, load_weights, step_seed, train
 from tvlt.train.objectives import blank_modality
 
 PROBE_SPLIT = "val"
@@ -53,7 +53,7 @@ def make_batch(step: int, opts: FinetuneOptions, config: TvltConfig, device: tor
 
 def finetune_step(model: TvltForAudioVisualClassification, batch: FaceBatch, opts: FinetuneOptions) -> StepOutput:
     """MSE on the label after modality dropout; logs the loss and the batch sign accuracy."""
-    generator = torch.Generator(device=batch.labels.device).manual_seed(opts.seed * 1_000_003 + batch.step)
+    generator = torch.Generator(device=batch.labels.device).manual_seed(step_seed(opts.seed, batch.step))
     u = torch.rand(len(batch.labels), generator=generator, device=batch.labels.device)
     drop_video = u < opts.modality_dropout / 2
     drop_audio = (u >= opts.modality_dropout / 2) & (u < opts.modality_dropout)

@@ -74,6 +74,12 @@ def cosine_lr(step: int, fraction: float, base_lr: float, warmup_steps: int, min
 
 
 # ---------------------------------------------------------------- checkpoints
+def step_seed(seed: int, step: int) -> int:
+    """The random seed of one training step: a function of the run's seed and the step, so a resumed run draws
+    exactly what an uninterrupted one would."""
+    return seed * 1_000_003 + step
+
+
 def rng_state() -> dict[str, Any]:
     name, keys, pos, has_gauss, cached = np.random.get_state()
     state = {

@@ -26,7 +26,7 @@ from tvlt.masking import MaskSpec, generate_batch_mask
 from tvlt.modeling import TvltForPreTraining, TvltModelOutput
 from tvlt.retrieval import embed_audio, embed_video
 from tvlt.train import corpus
-from tvlt.train.loop import LoopSettings, Progress, StepOutput, train
+from tvlt.train.loop import LoopSettings, Progress, StepOutput, step_seed, train
 from tvlt.train.objectives import NegativeMix, Temperature, info_nce, masked_mse, matching_bce, matching_pairs
 
 PROBE_SPLIT = "val"
@@ -136,6 +136,14 @@ def tube_mask(config: TvltConfig, batch: int, ratio: float, seed: int, device: t
     return generate_batch_mask(MaskSpec(ratio, "tube", seed), is_valid).flatten(1).to(device)
 
 
+def step_video_mask(kind: str, config: TvltConfig, batch: int, seed: int, device: torch.device) -> Optional[torch.Tensor]:
+    """A step's explicit video mask (B, Nv) for `kind` "tube" at the config ratio; None for "random" (the model
+    draws its own)."""
+    if kind != "tube":
+        return None
+    return tube_mask(config, batch, config.pixel_mask_ratio, seed, device)
+
+
 def mae_losses(
     model: TvltForPreTraining, pixel_values: torch.Tensor, audio_values: torch.Tensor, pixel_is_masked: Optional[torch.Tensor]
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -186,14 +194,12 @@ def pretrain_step(
     model: TvltForPreTraining, temperature: Temperature, batch: PretrainBatch, fraction: float, opts: PretrainOptions
 ) -> StepOutput:
     """All losses of one step, weighted; the values dict carries each term for the log."""
-    generator = torch.Generator(device=batch.pixel_values.device).manual_seed(opts.seed * 1_000_003 + batch.step)
+    seed = step_seed(opts.seed, batch.step)
+    generator = torch.Generator(device=batch.pixel_values.device).manual_seed(seed)
     video = embed_video(model, batch.pixel_values)  # (B, D)
     audio = embed_audio(model, batch.audio_values)  # (B, D)
     contrastive, batch_r1 = info_nce(video, audio, temperature())
-    pixel_is_masked = None
-    if opts.video_mask == "tube":
-        seed = opts.seed * 1_000_003 + batch.step
-        pixel_is_masked = tube_mask(model.config, len(video), model.config.pixel_mask_ratio, seed, video.device)
+    pixel_is_masked = step_video_mask(opts.video_mask, model.config, len(video), seed, video.device)
     mae_video, mae_audio = mae_losses(model, batch.pixel_values, batch.audio_values, pixel_is_masked)
     loss = opts.contrastive_weight * contrastive + opts.mae_weight * (mae_video + mae_audio)
     values = {"contrastive": contrastive.detach(), "batch_r1": batch_r1, "mae_video": mae_video.detach(),

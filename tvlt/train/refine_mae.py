@@ -29,7 +29,7 @@ from tvlt.modeling import TvltForPreTraining
 from tvlt.train import corpus, pretrain
 from tvlt.train.evaluate import mae_table, object_patches
 from tvlt.train.export import read_provenance
-from tvlt.train.loop import LoopSettings, Progress, StepOutput, load_weights, read_checkpoint, train
+from tvlt.train.loop import LoopSettings, Progress, StepOutput, load_weights, read_checkpoint, step_seed, train
 
 PROBE_SPLIT = "val"
 
@@ -94,12 +94,8 @@ def freeze_encoder(model: TvltForPreTraining) -> list[str]:
 
 def refine_step(model: TvltForPreTraining, batch: SceneBatch, opts: RefineOptions) -> StepOutput:
     """MAE losses on the hidden patches; the masked encoder pass runs without gradients."""
-    pixel_is_masked = None
-    if opts.video_mask == "tube":
-        seed = opts.seed * 1_000_003 + batch.step
-        pixel_is_masked = pretrain.tube_mask(
-            model.config, len(batch.pixel_values), model.config.pixel_mask_ratio, seed, batch.pixel_values.device
-        )
+    pixel_is_masked = pretrain.step_video_mask(opts.video_mask, model.config, len(batch.pixel_values),
+                                               step_seed(opts.seed, batch.step), batch.pixel_values.device)
     with torch.no_grad():
         model.tvlt.eval()  # frozen: no dropout noise in its features either
         output = model.tvlt(batch.pixel_values, batch.audio_values, mask_pixel=True, mask_audio=True,
