@@ -57,6 +57,17 @@ def test_object_patches_follow_the_corpus_metadata():
     assert not covered[0, 1].any()  # invisible in frame 1
 
 
+def test_glimpsed_objects_keep_an_unmasked_patch_in_their_frame():
+    cover = torch.zeros(1, 2, 2, 2, 2, dtype=torch.bool)  # (B=1, O=2, T=2, h=2, w=2)
+    cover[0, 0, :, 0, :] = True  # object 0: top row, both frames
+    cover[0, 1, 0, 1, 1] = True  # object 1: bottom-right, frame 0
+    is_masked = torch.ones(1, 2, 2, 2, dtype=torch.bool)
+    is_masked[0, 0, 0, 0] = False  # frame 0 shows one patch of object 0; frame 1 shows nothing
+    glimpsed = evaluate.glimpsed_object_patches(cover, is_masked)
+    assert glimpsed[0, 0].tolist() == [[True, True], [False, False]]  # object 1 is wholly hidden
+    assert not glimpsed[0, 1].any()
+
+
 def test_model_card_from_tiny_exports(tmp_path):
     config = PRESETS["tiny"](num_frames=4)
     torch.manual_seed(0)
@@ -70,6 +81,7 @@ def test_model_card_from_tiny_exports(tmp_path):
     text = open(card, encoding="utf-8").read()
     assert "| metric | target | measured | met |" in text
     assert "| matching head (all pairs) |" in text and "| video zeroed |" in text and "masked on objects" in text
+    assert "on objects wholly hidden in the frame" in text
     assert "never seen real video" in text and "cpu (test)" in text
     assert os.path.getsize(os.path.join(tmp_path, "card", evaluate.FIGURE_NAME)) > 1000
 

@@ -136,8 +136,9 @@ def sentiment_metrics(model: TvltForAudioVisualClassification, settings: EvalSet
 
 
 # ---------------------------------------------------------------- MAE
-def object_patches(meta: dict[str, torch.Tensor], layout: TokenLayout) -> torch.Tensor:
-    """bool (B, T, h, w) on the meta's device: patches whose box overlaps a visible object's bounding square."""
+def object_cover(meta: dict[str, torch.Tensor], layout: TokenLayout) -> torch.Tensor:
+    """bool (B, O, T, h, w) on the meta's device: patches whose box overlaps object o's bounding square while o is
+    visible."""
     p, q = layout.image_patch_size
     centres = meta["centres"]  # (B, O, T, 2) (x, y)
     rows = (torch.arange(layout.grid_rows, device=centres.device) + 0.5) * p  # patch centres, px
@@ -146,8 +147,19 @@ def object_patches(meta: dict[str, torch.Tensor], layout: TokenLayout) -> torch.
     near_x = (centres[..., 0, None] - cols).abs() < half[..., None] + q / 2  # (B, O, T, w)
     near_y = (centres[..., 1, None] - rows).abs() < half[..., None] + p / 2  # (B, O, T, h)
     shown = meta["visible"] & (meta["shape"] >= 0)[..., None]  # (B, O, T)
-    covered = near_y[..., :, None] & near_x[..., None, :] & shown[..., None, None]  # (B, O, T, h, w)
-    return covered.any(dim=1)
+    return near_y[..., :, None] & near_x[..., None, :] & shown[..., None, None]
+
+
+def object_patches(meta: dict[str, torch.Tensor], layout: TokenLayout) -> torch.Tensor:
+    """bool (B, T, h, w) on the meta's device: patches whose box overlaps a visible object's bounding square."""
+    return object_cover(meta, layout).any(dim=1)
+
+
+def glimpsed_object_patches(cover: torch.Tensor, is_masked: torch.Tensor) -> torch.Tensor:
+    """bool (B, T, h, w): patches of objects that keep at least one unmasked patch in that frame; cover
+    (B, O, T, h, w) from object_cover, is_masked (B, T, h, w)."""
+    glimpsed = (cover & ~is_masked[:, None]).flatten(3).any(dim=3)  # (B, O, T)
+    return (cover & glimpsed[..., None, None]).any(dim=1)
 
 
 def mean_visible_baseline(patches: torch.Tensor, is_masked: torch.Tensor) -> torch.Tensor:
@@ -199,12 +211,16 @@ def mae_table(model: TvltForPreTraining, clips: corpus.ClipBatch, seed: int) -> 
     layout = TokenLayout.from_config(config)
     video = layout.patchify_video(pixel_values).cpu()
     video_masked = result.video_is_masked.flatten(1).cpu()
-    objects = object_patches(clips.meta, layout).flatten(1).cpu()
+    cover = object_cover(clips.meta, layout).cpu()  # (B, O, T, h, w)
+    objects = cover.any(dim=1).flatten(1)
+    glimpsed = glimpsed_object_patches(cover, result.video_is_masked.cpu()).flatten(1)
     video_grid = _grid_positions(layout.num_frames, layout.grid_rows, layout.grid_cols)
     video_table = _error_table(
         {"model": result.pixel_predictions.float().cpu(), "mean of visible": mean_visible_baseline(video, video_masked),
          "nearest visible": nearest_visible_baseline(video, video_masked, video_grid)},
-        video, {"all masked": video_masked, "masked on objects": video_masked & objects},
+        video, {"all masked": video_masked, "masked on objects": video_masked & objects,
+                "on objects partly visible in the frame": video_masked & glimpsed,
+                "on objects wholly hidden in the frame": video_masked & objects & ~glimpsed},
     )
     audio = layout.patchify_audio(audio_values).cpu()
     audio_masked = result.audio_is_masked.flatten(1).cpu()
@@ -350,7 +366,9 @@ def render_card(results: dict[str, Any], provenances: dict[str, dict[str, Any]],
         f"## Masked autoencoding ({mae['clips']} test scenes; video {mae['video mask']}, audio {mae['audio mask']})\n\n"
         "Mean squared error per hidden patch (pixel values in [-1, 1], log-mel in [-1, 1]). Baselines: the mean of the "
         "clip's visible patches; the nearest visible patch on the token grid (frame/row/column or time/frequency). "
-        "Object patches: patches overlapping a visible object's bounding square (from the corpus metadata).\n\n"
+        "Object patches: patches overlapping a visible object's bounding square (from the corpus metadata). They split "
+        "by whether that object keeps at least one unmasked patch in the same frame (partly visible) or not (wholly "
+        "hidden: only other frames, and the audio through the encoder, tell the decoder what and where it is).\n\n"
         + _table(["modality", "patches", "count", "model", "mean of visible", "nearest visible"], _mae_rows(mae))
         + f"\n\nModel / better baseline on object patches: {_cell(mae['object ratio'])}.\n\n"
         f"![MAE examples]({figure_name})\n\nRows per clip: original, masked (grey = hidden), reconstruction "
