@@ -142,6 +142,28 @@ def test_timing_twins_share_objects_but_not_timing():
     assert torch.equal(timing_twins("train", 11, 2).waveform[1], twins.waveform[1])  # twin j fixed
 
 
+@pytest.mark.parametrize("attribute", ["shape", "colour"])
+def test_scene_variants_change_one_object_and_keep_the_rest(attribute):
+    indices = [0, 1, 2, 3, 4, 5]
+    original = scene_batch("val", indices, image_size=48, num_frames=4)
+    variants = corpus.scene_variants("val", indices, 1, attribute, image_size=48, num_frames=4)  # (K, B, T, H, W, 3)
+    assert variants.shape == (len(scenes.SHAPES if attribute == "shape" else scenes.COLOURS), *original.frames.shape)
+    for b in range(len(indices)):
+        code, shown = int(original.meta[attribute][b, 1]), original.meta["visible"][b, 1].any()
+        if code < 0:  # no second object: every variant is the clip itself
+            assert all(torch.equal(v[b], original.frames[b]) for v in variants)
+            continue
+        assert torch.equal(variants[code, b], original.frames[b])
+        other = (code + 1) % len(variants)
+        assert torch.equal(variants[other, b], original.frames[b]) != bool(shown)
+    assert (original.meta["shape"][:, 1] >= 0).any()
+
+
+def test_scene_variants_reject_other_attributes():
+    with pytest.raises(ValueError, match="attribute must be one of"):
+        corpus.scene_variants("val", [0], 0, "size")
+
+
 def test_timing_twin_count_is_validated():
     with pytest.raises(ValueError, match="count 0"):
         timing_twins("train", 0, 0)

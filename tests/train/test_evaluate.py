@@ -81,7 +81,7 @@ def test_model_card_from_tiny_exports(tmp_path):
     text = open(card, encoding="utf-8").read()
     assert "| metric | target | measured | met |" in text
     assert "| matching head (all pairs) |" in text and "| video zeroed |" in text and "masked on objects" in text
-    assert "on objects wholly hidden in the frame" in text
+    assert "on objects wholly hidden in the frame" in text and "| shape | mostly hidden |" in text
     assert "never seen real video" in text and "cpu (test)" in text
     assert os.path.getsize(os.path.join(tmp_path, "card", evaluate.FIGURE_NAME)) > 1000
 

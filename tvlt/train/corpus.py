@@ -25,7 +25,7 @@ import torch
 from tvlt.train import faces, scenes, synth
 from tvlt.train.synth import DEFAULT_DURATION, FACE_STREAM, SAMPLING_RATE, SCENE_STREAM, SPLIT_SEEDS, ClipSpec
 
-__all__ = ["ClipBatch", "SPLIT_SEEDS", "ClipSpec", "scene_batch", "timing_twins", "face_batch",
+__all__ = ["ClipBatch", "SPLIT_SEEDS", "ClipSpec", "scene_batch", "scene_variants", "timing_twins", "face_batch",
            "to_model_inputs", "render_examples"]
 
 SCENE_BACKGROUND_RANGE = (0.15, 0.45)  # darkish, so the saturated objects stand out
@@ -65,16 +65,28 @@ def _chunked(render: Callable[..., ClipBatch], spec: ClipSpec, *rows: torch.Tens
     return _concat([render(*chunk, spec) for chunk in zip(*(r.split(size) for r in rows))])
 
 
-def _render_scenes(look_u: torch.Tensor, timing_u: torch.Tensor, spec: ClipSpec) -> ClipBatch:
-    """Scenes from look uniforms (B, LOOK_WIDTH) and timing uniforms (B, TIMING_WIDTH) on one device."""
+def _scene_parts(look_u: torch.Tensor, timing_u: torch.Tensor, spec: ClipSpec
+                 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
+    """Objects' look, their timing and the background canvas (B, T, H, W, 3) float of scenes from uniforms."""
     look = scenes.scene_look(look_u, spec)
     timing = scenes.scene_timing(look_u, timing_u, spec)
-    bg_u = look_u[:, scenes.BACKGROUND_COLUMNS]
-    canvas = synth.background(bg_u, spec.image_size, SCENE_BACKGROUND_RANGE)  # (B, H, W, 3)
-    canvas = canvas[:, None].expand(-1, spec.num_frames, -1, -1, -1)
+    canvas = synth.background(look_u[:, scenes.BACKGROUND_COLUMNS], spec.image_size, SCENE_BACKGROUND_RANGE)
+    return look, timing, canvas[:, None].expand(-1, spec.num_frames, -1, -1, -1)
+
+
+def _render_scenes(look_u: torch.Tensor, timing_u: torch.Tensor, spec: ClipSpec) -> ClipBatch:
+    """Scenes from look uniforms (B, LOOK_WIDTH) and timing uniforms (B, TIMING_WIDTH) on one device."""
+    look, timing, canvas = _scene_parts(look_u, timing_u, spec)
     frames = synth.to_uint8(scenes.render_objects(canvas, look, timing["visible"]))
-    meta = {**look, **timing, "background": synth.pick(bg_u[:, 5], len(synth.BACKGROUND_KINDS))}
-    return ClipBatch(frames, scenes.render_sound(look, timing, spec), None, meta)
+    background = synth.pick(look_u[:, scenes.BACKGROUND_COLUMNS][:, 5], len(synth.BACKGROUND_KINDS))
+    return ClipBatch(frames, scenes.render_sound(look, timing, spec), None, {**look, **timing, "background": background})
+
+
+def _scene_rows(split: str, indices: Sequence[int] | torch.Tensor, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Look (B, LOOK_WIDTH) and timing (B, TIMING_WIDTH) uniforms of scenes `indices` of `split`."""
+    rows = synth.uniform_rows(split, SCENE_STREAM, synth.as_index_list(indices),
+                              scenes.LOOK_WIDTH + scenes.TIMING_WIDTH).to(device)
+    return rows[:, :scenes.LOOK_WIDTH], rows[:, scenes.LOOK_WIDTH:]
 
 
 def scene_batch(split: str, indices: Sequence[int] | torch.Tensor, device: torch.device | str = "cpu",
@@ -88,9 +100,30 @@ def scene_batch(split: str, indices: Sequence[int] | torch.Tensor, device: torch
     onsets, offsets (B, O, E) seconds; visible (B, O, T) bool; background (B,) kind code.
     """
     spec = _spec(image_size, num_frames, duration, sampling_rate)
-    rows = synth.uniform_rows(split, SCENE_STREAM, synth.as_index_list(indices),
-                              scenes.LOOK_WIDTH + scenes.TIMING_WIDTH).to(device)
-    return _chunked(_render_scenes, spec, rows[:, :scenes.LOOK_WIDTH], rows[:, scenes.LOOK_WIDTH:])
+    return _chunked(_render_scenes, spec, *_scene_rows(split, indices, device))
+
+
+def scene_variants(split: str, indices: Sequence[int] | torch.Tensor, slot: int, attribute: str,
+                   device: torch.device | str = "cpu", image_size: int = 96, num_frames: int = 8,
+                   duration: float = DEFAULT_DURATION, sampling_rate: int = SAMPLING_RATE) -> torch.Tensor:
+    """Frames (K, B, T, H, W, 3) uint8 of scenes `indices` of `split` with object `slot`'s `attribute` ("shape"
+    or "colour") set to code k = 0..K-1 of its table, all else as in `scene_batch` (a clip without that slot is
+    the same in every variant)."""
+    table = {"shape": scenes.SHAPES, "colour": scenes.COLOURS}
+    if attribute not in table:
+        raise ValueError(f"attribute must be one of {sorted(table)}, got {attribute!r}")
+    spec = _spec(image_size, num_frames, duration, sampling_rate)
+    size = CPU_CHUNK if torch.device(device).type == "cpu" else GPU_CHUNK
+    chunks = []
+    for look_u, timing_u in zip(*(rows.split(size) for rows in _scene_rows(split, indices, device))):
+        look, timing, canvas = _scene_parts(look_u, timing_u, spec)
+        variants = []
+        for code in range(len(table[attribute])):
+            codes = look[attribute].clone()
+            codes[:, slot] = torch.where(codes[:, slot] >= 0, code, -1)
+            variants.append(synth.to_uint8(scenes.render_objects(canvas, {**look, attribute: codes}, timing["visible"])))
+        chunks.append(torch.stack(variants))
+    return torch.cat(chunks, dim=1)
 
 
 def _timing_key(timing_u: torch.Tensor, num_objects: int, num_frames: int) -> tuple[int, ...]:
@@ -169,8 +202,12 @@ def to_model_inputs(batch: ClipBatch, log_mel: Callable[[torch.Tensor], torch.Te
     """
     if log_mel is None:
         from tvlt.audio import log_mel_spectrogram as log_mel
-    pixels = (batch.frames.permute(0, 1, 4, 2, 3).float() / 255.0 - 0.5) / 0.5
-    return pixels, log_mel(batch.waveform)[:, None]
+    return unit_pixels(batch.frames).permute(0, 1, 4, 2, 3), log_mel(batch.waveform)[:, None]
+
+
+def unit_pixels(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels -> float32 in [-1, 1] (TVLT's pixel normalisation, mean 0.5 and std 0.5), same shape."""
+    return (frames.float() / 255.0 - 0.5) / 0.5
 
 
 def _scene_entry(meta: dict[str, torch.Tensor], b: int) -> dict:

@@ -9,14 +9,14 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import torch
 
 from tvlt.config import TvltConfig
 from tvlt.layout import TokenLayout
-from tvlt.mae import default_masking, reconstruct
+from tvlt.mae import MaeResult, default_masking, reconstruct
 from tvlt.modeling import TvltForAudioVisualClassification, TvltForPreTraining
 from tvlt.retrieval import (
     embed_audio, embed_videos, matching_logits, median_rank, rank_candidates, recall_at_k, target_ranks,
@@ -25,6 +25,7 @@ from tvlt.train import corpus
 from tvlt.train.export import read_provenance
 from tvlt.train.objectives import BLANK_AUDIO, BLANK_PIXEL, blank_modality
 from tvlt.train.pretrain import clip_geometry, face_inputs, model_inputs, twin_inputs
+from tvlt.train.recognition import MOSTLY_HIDDEN, recognition_table
 
 SPLIT = "test"
 FIGURE_NAME = "mae_examples.png"
@@ -195,15 +196,30 @@ def _grid_positions(*sizes: int) -> torch.Tensor:
     return torch.stack([a.flatten() for a in axes], dim=1)
 
 
-def mae_metrics(model: TvltForPreTraining, settings: EvalSettings, device: torch.device) -> tuple[dict, Any]:
-    """Masked-patch MSE of the model vs the two baselines on the test scenes; returns (metrics, (pixels, result))."""
-    clips = corpus.scene_batch(SPLIT, list(range(settings.mae_clips)), device, **clip_geometry(model.config))
-    return mae_table(model, clips, settings.seed)
+class MaeRun(NamedTuple):
+    pixel_values: torch.Tensor  # (B, T, C, H, W), the scenes
+    result: MaeResult
+    video_predictions: dict[str, torch.Tensor]  # predictor name -> (B, N, P) on CPU: the model and the baselines
 
 
-def mae_table(model: TvltForPreTraining, clips: corpus.ClipBatch, seed: int) -> tuple[dict, Any]:
+def mae_metrics(model: TvltForPreTraining, settings: EvalSettings, device: torch.device) -> tuple[dict, MaeRun]:
+    """Masked-patch MSE of the model vs the two baselines on the test scenes, and how often the hidden objects'
+    shape and colour can be told from each one's frames."""
+    indices, geometry = list(range(settings.mae_clips)), clip_geometry(model.config)
+    clips = corpus.scene_batch(SPLIT, indices, device, **geometry)
+    metrics, run = mae_table(model, clips, settings.seed)
+    layout = TokenLayout.from_config(model.config)
+    p, q = layout.image_patch_size
+    hidden = run.result.video_is_masked.cpu().repeat_interleave(p, dim=2).repeat_interleave(q, dim=3)  # (B, T, H, W)
+    frames = {name: layout.unpatchify_video(patches) for name, patches in run.video_predictions.items()}
+    metrics["recognition"] = recognition_table(frames, hidden, {k: v.cpu() for k, v in clips.meta.items()}, SPLIT,
+                                               indices, geometry)
+    return metrics, run
+
+
+def mae_table(model: TvltForPreTraining, clips: corpus.ClipBatch, seed: int) -> tuple[dict, MaeRun]:
     """Masked-patch MSE of the model vs the two baselines at the config's ratios on scene `clips` (with their
-    meta) -> (metrics, (pixel_values, MaeResult))."""
+    meta)."""
     config = model.config
     pixel_values, audio_values = model_inputs(clips)
     video_spec, audio_spec = default_masking(config, seed)
@@ -215,12 +231,14 @@ def mae_table(model: TvltForPreTraining, clips: corpus.ClipBatch, seed: int) -> 
     objects = cover.any(dim=1).flatten(1)
     glimpsed = glimpsed_object_patches(cover, result.video_is_masked.cpu()).flatten(1)
     video_grid = _grid_positions(layout.num_frames, layout.grid_rows, layout.grid_cols)
+    video_predictions = {
+        "model": result.pixel_predictions.float().cpu(), "mean of visible": mean_visible_baseline(video, video_masked),
+        "nearest visible": nearest_visible_baseline(video, video_masked, video_grid)}
     video_table = _error_table(
-        {"model": result.pixel_predictions.float().cpu(), "mean of visible": mean_visible_baseline(video, video_masked),
-         "nearest visible": nearest_visible_baseline(video, video_masked, video_grid)},
-        video, {"all masked": video_masked, "masked on objects": video_masked & objects,
-                "on objects partly visible in the frame": video_masked & glimpsed,
-                "on objects wholly hidden in the frame": video_masked & objects & ~glimpsed},
+        video_predictions, video,
+        {"all masked": video_masked, "masked on objects": video_masked & objects,
+         "on objects partly visible in the frame": video_masked & glimpsed,
+         "on objects wholly hidden in the frame": video_masked & objects & ~glimpsed},
     )
     audio = layout.patchify_audio(audio_values).cpu()
     audio_masked = result.audio_is_masked.flatten(1).cpu()
@@ -234,7 +252,7 @@ def mae_table(model: TvltForPreTraining, clips: corpus.ClipBatch, seed: int) -> 
     ratio = on_objects["model"] / min(on_objects["mean of visible"], on_objects["nearest visible"])
     metrics = {"video mask": f"{video_spec.kind} {video_spec.ratio:.0%}", "audio mask": f"{audio_spec.kind} {audio_spec.ratio:.0%}",
                "clips": len(pixel_values), "video": video_table, "audio": audio_table, "object ratio": ratio}
-    return metrics, (pixel_values, result)
+    return metrics, MaeRun(pixel_values, result, video_predictions)
 
 
 # ---------------------------------------------------------------- figure
@@ -244,7 +262,7 @@ def _to_uint8(frames: torch.Tensor) -> np.ndarray:
     return image.permute(2, 0, 3, 1).reshape(image.shape[2], -1, image.shape[1]).numpy()
 
 
-def mae_figure(pixel_values: torch.Tensor, result: Any, layout: TokenLayout, num_clips: int):
+def mae_figure(pixel_values: torch.Tensor, result: MaeResult, layout: TokenLayout, num_clips: int):
     """PIL image: for each clip, rows original / masked (hidden patches grey) / reconstruction (predictions
     pasted into the hidden patches), frames left to right."""
     from PIL import Image
@@ -371,6 +389,13 @@ def render_card(results: dict[str, Any], provenances: dict[str, dict[str, Any]],
         "hidden: only other frames, and the audio through the encoder, tell the decoder what and where it is).\n\n"
         + _table(["modality", "patches", "count", "model", "mean of visible", "nearest visible"], _mae_rows(mae))
         + f"\n\nModel / better baseline on object patches: {_cell(mae['object ratio'])}.\n\n"
+        "Can the hidden objects be recognised? For every object whose bounding square is at least "
+        f"{MOSTLY_HIDDEN:.0%} hidden in a frame, the scene is rendered again with that object's shape (or colour) set "
+        "to each alternative in turn; the alternative closest to a predictor's frames on the hidden part of the square "
+        "is what those frames show. Share of objects shown with their true shape or colour:\n\n"
+        + _table(["attribute", "hidden", "objects", "model", "mean of visible", "nearest visible", "chance"],
+                 _recognition_rows(mae["recognition"]))
+        + "\n\n"
         f"![MAE examples]({figure_name})\n\nRows per clip: original, masked (grey = hidden), reconstruction "
         "(predictions in the hidden patches).",
         "## Limits\n\n" + LIMITS.format(seconds=config.spectrogram_length * 512 / 44100, frames=config.num_frames),
@@ -385,6 +410,11 @@ def _mae_rows(mae: dict[str, Any]) -> list[list[Any]]:
         for subset, m in mae[modality].items():
             rows.append([modality, subset, m["patches"], m["model"], m["mean of visible"], m["nearest visible"]])
     return rows
+
+
+def _recognition_rows(recognition: dict[str, Any]) -> list[list[Any]]:
+    return [[attribute, subset, m["objects"], m["model"], m["mean of visible"], m["nearest visible"], r["chance"]]
+            for attribute, r in recognition.items() for subset, m in r.items() if subset != "chance"]
 
 
 TRAINING_DATA = (
@@ -446,12 +476,12 @@ def write_model_card(pretrain_dir: str, sentiment_dir: str, out_path: str, setti
     log("sentiment")
     results["sentiment"] = sentiment_metrics(sentiment, settings, device)
     log("masked autoencoding")
-    results["mae"], (mae_pixels, mae_result) = mae_metrics(pretrained, settings, device)
+    results["mae"], mae_run = mae_metrics(pretrained, settings, device)
     results["parameters"] = {name: sum(p.numel() for p in m.parameters()) for name, m in
                              (("pretrain", pretrained), ("sentiment", sentiment))}
     directory = os.path.dirname(os.path.abspath(out_path))
     os.makedirs(directory, exist_ok=True)
-    mae_figure(mae_pixels, mae_result, TokenLayout.from_config(config), settings.figure_clips).save(
+    mae_figure(mae_run.pixel_values, mae_run.result, TokenLayout.from_config(config), settings.figure_clips).save(
         os.path.join(directory, FIGURE_NAME))
     provenances = {**pretraining_stages(read_provenance(pretrain_dir)), "sentiment": read_provenance(sentiment_dir)}
     with open(out_path, "w", encoding="utf-8") as f:
