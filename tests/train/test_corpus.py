@@ -143,9 +143,10 @@ def test_timing_twins_share_objects_but_not_timing():
 
 
 @pytest.mark.parametrize("attribute", ["shape", "colour"])
-def test_scene_variants_change_one_object_and_keep_the_rest(attribute):
+def test_scene_variants_change_one_object_and_keep_the_rest(attribute, monkeypatch):
     indices = [0, 1, 2, 3, 4, 5]
     original = scene_batch("val", indices, image_size=48, num_frames=4)
+    monkeypatch.setattr(corpus, "CPU_CHUNK", 4)  # two chunks
     variants = corpus.scene_variants("val", indices, 1, attribute, image_size=48, num_frames=4)  # (K, B, T, H, W, 3)
     assert variants.shape == (len(scenes.SHAPES if attribute == "shape" else scenes.COLOURS), *original.frames.shape)
     for b in range(len(indices)):

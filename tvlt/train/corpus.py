@@ -33,6 +33,7 @@ FACE_BACKGROUND_RANGE = (0.15, 0.5)
 MAX_TWIN_TRIES = 1000
 CPU_CHUNK = 16  # clips rendered at once on CPU: keeps temporaries below glibc's mmap threshold
 GPU_CHUNK = 1024  # clips rendered at once elsewhere: ~10 MB of temporaries per clip
+VARIANT_ATTRIBUTES = {"shape": scenes.SHAPES, "colour": scenes.COLOURS}  # what `scene_variants` can change
 
 
 @dataclass
@@ -79,10 +80,12 @@ def _render_scenes(look_u: torch.Tensor, timing_u: torch.Tensor, spec: ClipSpec)
     look, timing, canvas = _scene_parts(look_u, timing_u, spec)
     frames = synth.to_uint8(scenes.render_objects(canvas, look, timing["visible"]))
     background = synth.pick(look_u[:, scenes.BACKGROUND_COLUMNS][:, 5], len(synth.BACKGROUND_KINDS))
-    return ClipBatch(frames, scenes.render_sound(look, timing, spec), None, {**look, **timing, "background": background})
+    meta = {**look, **timing, "background": background}
+    return ClipBatch(frames, scenes.render_sound(look, timing, spec), None, meta)
 
 
-def _scene_rows(split: str, indices: Sequence[int] | torch.Tensor, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
+def _scene_rows(split: str, indices: Sequence[int] | torch.Tensor, device: torch.device | str
+                ) -> tuple[torch.Tensor, torch.Tensor]:
     """Look (B, LOOK_WIDTH) and timing (B, TIMING_WIDTH) uniforms of scenes `indices` of `split`."""
     rows = synth.uniform_rows(split, SCENE_STREAM, synth.as_index_list(indices),
                               scenes.LOOK_WIDTH + scenes.TIMING_WIDTH).to(device)
@@ -109,19 +112,19 @@ def scene_variants(split: str, indices: Sequence[int] | torch.Tensor, slot: int,
     """Frames (K, B, T, H, W, 3) uint8 of scenes `indices` of `split` with object `slot`'s `attribute` ("shape"
     or "colour") set to code k = 0..K-1 of its table, all else as in `scene_batch` (a clip without that slot is
     the same in every variant)."""
-    table = {"shape": scenes.SHAPES, "colour": scenes.COLOURS}
-    if attribute not in table:
-        raise ValueError(f"attribute must be one of {sorted(table)}, got {attribute!r}")
+    if attribute not in VARIANT_ATTRIBUTES:
+        raise ValueError(f"attribute must be one of {sorted(VARIANT_ATTRIBUTES)}, got {attribute!r}")
     spec = _spec(image_size, num_frames, duration, sampling_rate)
     size = CPU_CHUNK if torch.device(device).type == "cpu" else GPU_CHUNK
     chunks = []
     for look_u, timing_u in zip(*(rows.split(size) for rows in _scene_rows(split, indices, device))):
         look, timing, canvas = _scene_parts(look_u, timing_u, spec)
         variants = []
-        for code in range(len(table[attribute])):
+        for code in range(len(VARIANT_ATTRIBUTES[attribute])):
             codes = look[attribute].clone()
             codes[:, slot] = torch.where(codes[:, slot] >= 0, code, -1)
-            variants.append(synth.to_uint8(scenes.render_objects(canvas, {**look, attribute: codes}, timing["visible"])))
+            changed = {**look, attribute: codes}
+            variants.append(synth.to_uint8(scenes.render_objects(canvas, changed, timing["visible"])))
         chunks.append(torch.stack(variants))
     return torch.cat(chunks, dim=1)
 

@@ -197,6 +197,8 @@ def _grid_positions(*sizes: int) -> torch.Tensor:
 
 
 class MaeRun(NamedTuple):
+    """What `mae_table` measured on, for the figure and the recognition table."""
+
     pixel_values: torch.Tensor  # (B, T, C, H, W), the scenes
     result: MaeResult
     video_predictions: dict[str, torch.Tensor]  # predictor name -> (B, N, P) on CPU: the model and the baselines
@@ -210,10 +212,9 @@ def mae_metrics(model: TvltForPreTraining, settings: EvalSettings, device: torch
     metrics, run = mae_table(model, clips, settings.seed)
     layout = TokenLayout.from_config(model.config)
     p, q = layout.image_patch_size
-    hidden = run.result.video_is_masked.cpu().repeat_interleave(p, dim=2).repeat_interleave(q, dim=3)  # (B, T, H, W)
-    frames = {name: layout.unpatchify_video(patches) for name, patches in run.video_predictions.items()}
-    metrics["recognition"] = recognition_table(frames, hidden, {k: v.cpu() for k, v in clips.meta.items()}, SPLIT,
-                                               indices, geometry)
+    hidden = run.result.video_is_masked.repeat_interleave(p, dim=2).repeat_interleave(q, dim=3)  # (B, T, H, W)
+    frames = {name: layout.unpatchify_video(patches).to(device) for name, patches in run.video_predictions.items()}
+    metrics["recognition"] = recognition_table(frames, hidden.to(device), clips.meta, SPLIT, indices, geometry)
     return metrics, run
 
 
@@ -385,15 +386,17 @@ def render_card(results: dict[str, Any], provenances: dict[str, dict[str, Any]],
         "Mean squared error per hidden patch (pixel values in [-1, 1], log-mel in [-1, 1]). Baselines: the mean of the "
         "clip's visible patches; the nearest visible patch on the token grid (frame/row/column or time/frequency). "
         "Object patches: patches overlapping a visible object's bounding square (from the corpus metadata). They split "
-        "by whether that object keeps at least one unmasked patch in the same frame (partly visible) or not (wholly "
-        "hidden: only other frames, and the audio through the encoder, tell the decoder what and where it is).\n\n"
+        "by whether that object keeps at least one unmasked patch in the same frame (partly visible; a patch shared with "
+        "such an object counts here) or not (wholly hidden: only other frames, and the audio through the encoder, tell "
+        "the decoder what and where it is).\n\n"
         + _table(["modality", "patches", "count", "model", "mean of visible", "nearest visible"], _mae_rows(mae))
         + f"\n\nModel / better baseline on object patches: {_cell(mae['object ratio'])}.\n\n"
-        "Can the hidden objects be recognised? For every object whose bounding square is at least "
-        f"{MOSTLY_HIDDEN:.0%} hidden in a frame, the scene is rendered again with that object's shape (or colour) set "
-        "to each alternative in turn; the alternative closest to a predictor's frames on the hidden part of the square "
-        "is what those frames show. Share of objects shown with their true shape or colour:\n\n"
-        + _table(["attribute", "hidden", "objects", "model", "mean of visible", "nearest visible", "chance"],
+        "Can the hidden objects be recognised? For every frame in which an object's bounding square is at least "
+        f"{MOSTLY_HIDDEN:.0%} hidden, the scene is rendered again with that object's shape (or colour) set to each "
+        "alternative in turn; the alternative closest to a predictor's frame on the hidden part of the square is what "
+        "that frame shows (object frames whose hidden pixels cannot tell the alternatives apart are left out, so the "
+        "original frames score 1). Share of object frames shown with their true shape or colour:\n\n"
+        + _table(["attribute", "hidden", "object frames", "model", "mean of visible", "nearest visible", "chance"],
                  _recognition_rows(mae["recognition"]))
         + "\n\n"
         f"![MAE examples]({figure_name})\n\nRows per clip: original, masked (grey = hidden), reconstruction "
@@ -413,7 +416,7 @@ def _mae_rows(mae: dict[str, Any]) -> list[list[Any]]:
 
 
 def _recognition_rows(recognition: dict[str, Any]) -> list[list[Any]]:
-    return [[attribute, subset, m["objects"], m["model"], m["mean of visible"], m["nearest visible"], r["chance"]]
+    return [[attribute, subset, m["object frames"], m["model"], m["mean of visible"], m["nearest visible"], r["chance"]]
             for attribute, r in recognition.items() for subset, m in r.items() if subset != "chance"]
 
 

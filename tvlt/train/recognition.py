@@ -1,9 +1,10 @@
 """Are hidden objects recognisable in an MAE reconstruction? Their shape and colour, identified by re-rendering.
 
-For every object whose bounding square is at least half hidden in a frame, the scene is rendered again with
-that object's shape (or colour) set to each alternative in turn; the alternative closest (squared error) to
-the reconstruction on the square's hidden pixels is what the reconstruction shows. The original frames
-identify every object this way by construction; chance is one over the number of alternatives.
+For every frame in which an object's bounding square is at least half hidden, the scene is rendered again with
+that object's shape (or colour) set to each alternative in turn; the alternative closest (squared error) to a
+predictor's frame on the square's hidden pixels is what that frame shows. Object frames whose hidden pixels do not
+tell the true alternative from every other one (covered by another object, or only corners outside the shapes)
+are left out, so the original frames show every counted object right; chance is one over the alternatives.
 """
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from collections.abc import Sequence
 import torch
 
 from tvlt.train import corpus, scenes
+from tvlt.train.corpus import VARIANT_ATTRIBUTES
 
-ATTRIBUTES = {"shape": scenes.SHAPES, "colour": scenes.COLOURS}
-MOSTLY_HIDDEN = 0.5  # share of the bounding square's pixels that must be hidden for an object to count
+MOSTLY_HIDDEN = 0.5  # share of the bounding square's pixels that must be hidden for an object frame to count
 SUBSETS = ("mostly hidden", "wholly hidden")
 
 
@@ -41,37 +42,54 @@ def recognition_table(predictions: dict[str, torch.Tensor], hidden: torch.Tensor
     """How often each predictor's frames show the hidden objects' true shape and colour.
 
     predictions: name -> pixel values (B, T, C, H, W) in [-1, 1] of scenes `indices` of `split` (rendered with
-    `geometry`); hidden (B, T, H, W) bool, the masked pixels; meta, the scenes' corpus meta; all on one device.
-    Returns {attribute: {"chance": 1/K, subset: {"objects": n, name: share shown right (nan if n = 0)}}} for the
-    subsets "mostly hidden" (>= MOSTLY_HIDDEN of the square hidden) and "wholly hidden" (all of it).
+    `geometry` on hidden's device); hidden (B, T, H, W) bool, the masked pixels; meta, the scenes' corpus meta.
+    Returns {attribute: {"chance": 1/K, subset: {"object frames": n, name: share shown right (nan if n = 0)}}}
+    for the subsets "mostly hidden" (>= MOSTLY_HIDDEN of the square hidden) and "wholly hidden" (all of it).
     """
-    num_frames, image_size = hidden.shape[1], hidden.shape[-1]
     channels_last = {name: frames.permute(0, 1, 3, 4, 2) for name, frames in predictions.items()}  # (B, T, H, W, C)
     table = {}
-    for attribute, names in ATTRIBUTES.items():
-        hits = {subset: dict.fromkeys([*predictions, "objects"], 0) for subset in SUBSETS}
+    for attribute, names in VARIANT_ATTRIBUTES.items():
+        hits = {subset: dict.fromkeys([*predictions, "object frames"], 0) for subset in SUBSETS}
         for slot in range(scenes.MAX_OBJECTS):
-            square = object_squares(meta, slot, image_size)  # (B, T, H, W)
-            region = square & hidden
-            share = region.sum(dim=(-2, -1)) / square.sum(dim=(-2, -1)).clamp_min(1)  # (B, T)
-            counted = dict(zip(SUBSETS, (share >= MOSTLY_HIDDEN, share >= 1.0)))
-            clips = counted["mostly hidden"].any(dim=1).nonzero().flatten()  # (B',) the clips to render again
-            if not len(clips):
-                continue
-            variants = corpus.scene_variants(split, [indices[i] for i in clips.tolist()], slot, attribute,
-                                             hidden.device, **geometry)  # (K, B', T, H, W, 3) uint8
-            b, t, y, x = region[clips].nonzero(as_tuple=True)  # (n,) each: hidden pixels of the squares
-            candidates = corpus.unit_pixels(variants[:, b, t, y, x])  # (K, n, 3)
-            owner, num_owners = b * num_frames + t, len(clips) * num_frames
-            truth = meta[attribute][clips, slot, None]  # (B', 1)
-            for name, frames in channels_last.items():
-                shown = identify(frames[clips[b], t, y, x], candidates, owner, num_owners).view(len(clips), num_frames)
-                for subset, where in counted.items():
-                    hits[subset][name] += int(((shown == truth) & where[clips]).sum())
-            for subset, where in counted.items():
-                hits[subset]["objects"] += int(where.sum())
+            for subset, counts in _slot_hits(channels_last, hidden, meta, split, indices, geometry, slot,
+                                             attribute).items():
+                for key, n in counts.items():
+                    hits[subset][key] += n
         table[attribute] = {"chance": 1 / len(names)} | {
-            subset: {"objects": h["objects"]}
-            | {name: h[name] / h["objects"] if h["objects"] else float("nan") for name in predictions}
+            subset: {"object frames": h["object frames"]}
+            | {name: h[name] / h["object frames"] if h["object frames"] else float("nan") for name in predictions}
             for subset, h in hits.items()}
     return table
+
+
+def _slot_hits(channels_last: dict[str, torch.Tensor], hidden: torch.Tensor, meta: dict[str, torch.Tensor],
+               split: str, indices: Sequence[int], geometry: dict[str, float], slot: int, attribute: str
+               ) -> dict[str, dict[str, int]]:
+    """{subset: {"object frames": n, name: right}} for object `slot`'s `attribute` (arguments as above)."""
+    num_frames, image_size = hidden.shape[1], hidden.shape[-1]
+    square = object_squares(meta, slot, image_size)  # (B, T, H, W)
+    region = square & hidden
+    share = region.sum(dim=(-2, -1)) / square.sum(dim=(-2, -1)).clamp_min(1)  # (B, T)
+    clips = (share >= MOSTLY_HIDDEN).any(dim=1).nonzero().flatten()  # (B',) the clips to render again
+    if not len(clips):
+        return {}
+    variants = corpus.scene_variants(split, [indices[i] for i in clips.tolist()], slot, attribute, hidden.device,
+                                     **geometry)  # (K, B', T, H, W, 3) uint8
+    b, t, y, x = region[clips].nonzero(as_tuple=True)  # (n,) each: the hidden pixels of the squares
+    candidates = variants[:, b, t, y, x]  # (K, n, 3) uint8
+    owner, num_owners = b * num_frames + t, len(clips) * num_frames
+    truth = meta[attribute][clips, slot, None]  # (B', 1)
+    true_pixels = candidates[truth[b, 0], torch.arange(len(b), device=b.device)]  # (n, 3)
+    differs = (candidates != true_pixels).any(dim=-1).long()  # (K, n)
+    apart = differs.new_zeros(len(candidates), num_owners).index_add_(1, owner, differs) > 0  # (K, owners)
+    apart[truth.view(-1).repeat_interleave(num_frames), torch.arange(num_owners, device=b.device)] = True
+    telling = apart.all(dim=0).view(-1, num_frames)  # (B', T): the hidden pixels tell the true code apart
+    counted = {"mostly hidden": share[clips] >= MOSTLY_HIDDEN, "wholly hidden": share[clips] >= 1.0}
+    counted = {subset: where & telling for subset, where in counted.items()}
+    candidates = corpus.unit_pixels(candidates)
+    hits = {subset: {"object frames": int(where.sum())} for subset, where in counted.items()}
+    for name, frames in channels_last.items():
+        shown = identify(frames[clips[b], t, y, x], candidates, owner, num_owners).view(-1, num_frames)  # (B', T)
+        for subset, where in counted.items():
+            hits[subset][name] = int(((shown == truth) & where).sum())
+    return hits
