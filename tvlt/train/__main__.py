@@ -45,6 +45,9 @@ CPU (here):
     # its third session: lengthened again (learning rate back at 3.2e-4), objects weighing 16x
     python -m tvlt.train refine-mae --resume --out runs/refine --total-minutes 347 --minutes 125 --batch 48 \
         --object-weight 15 --extra-decoder-layers 2 --log-every 25 --probe-every 100 --device cpu
+    # its fourth session: lengthened again (learning rate back at 2.0e-4), objects weighing 26x
+    python -m tvlt.train refine-mae --resume --out runs/refine --total-minutes 472 --minutes 125 --batch 48 \
+        --object-weight 25 --extra-decoder-layers 2 --log-every 25 --probe-every 100 --device cpu
     # transformers-format directories from runs brought back (or copy the exported files into them)
     python -m tvlt.train export --run runs/pretrain --out assets/tvlt-small-pretrain
     python -m tvlt.train export --run runs/sentiment --out assets/tvlt-small-sentiment
