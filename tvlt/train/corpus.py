@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,9 +61,14 @@ def _concat(parts: list[ClipBatch]) -> ClipBatch:
 
 
 def _chunked(render: Callable[..., ClipBatch], spec: ClipSpec, *rows: torch.Tensor) -> ClipBatch:
-    """render(*row_chunks, spec) over batch chunks of CPU_CHUNK (CPU) or GPU_CHUNK (other devices) clips."""
+    """render(*row_chunks, spec) over the batch chunks of `_row_chunks`."""
+    return _concat([render(*chunk, spec) for chunk in _row_chunks(*rows)])
+
+
+def _row_chunks(*rows: torch.Tensor) -> Iterator[tuple[torch.Tensor, ...]]:
+    """The rows (B, ...) split alike into chunks of CPU_CHUNK (CPU) or GPU_CHUNK (other devices) clips."""
     size = CPU_CHUNK if rows[0].device.type == "cpu" else GPU_CHUNK
-    return _concat([render(*chunk, spec) for chunk in zip(*(r.split(size) for r in rows))])
+    return zip(*(r.split(size) for r in rows))
 
 
 def _scene_parts(look_u: torch.Tensor, timing_u: torch.Tensor, spec: ClipSpec
@@ -115,9 +120,8 @@ def scene_variants(split: str, indices: Sequence[int] | torch.Tensor, slot: int,
     if attribute not in VARIANT_ATTRIBUTES:
         raise ValueError(f"attribute must be one of {sorted(VARIANT_ATTRIBUTES)}, got {attribute!r}")
     spec = _spec(image_size, num_frames, duration, sampling_rate)
-    size = CPU_CHUNK if torch.device(device).type == "cpu" else GPU_CHUNK
     chunks = []
-    for look_u, timing_u in zip(*(rows.split(size) for rows in _scene_rows(split, indices, device))):
+    for look_u, timing_u in _row_chunks(*_scene_rows(split, indices, device)):
         look, timing, canvas = _scene_parts(look_u, timing_u, spec)
         variants = []
         for code in range(len(VARIANT_ATTRIBUTES[attribute])):
