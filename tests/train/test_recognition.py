@@ -1,6 +1,7 @@
 """Recognising hidden objects in reconstructions: squares, identification, and the table on real scenes."""
 import math
 
+import pytest
 import torch
 
 from tvlt.train import corpus, recognition, scenes, synth
@@ -62,3 +63,49 @@ def test_object_frames_the_hidden_pixels_cannot_tell_apart_are_left_out():
                                           GEOMETRY)
     assert table["shape"]["mostly hidden"]["object frames"] == 0  # nothing hidden: nothing counted
     assert math.isnan(table["shape"]["mostly hidden"]["original"])
+
+
+def _left_hidden(indices: list[int]) -> torch.Tensor:
+    hidden = torch.zeros(len(indices), GEOMETRY["num_frames"], 48, 48, dtype=torch.bool)
+    hidden[..., :, :30] = True
+    return hidden
+
+
+def test_the_alternatives_loss_is_low_for_the_true_shape_and_high_for_a_wrong_one():
+    indices = _single_non_circles(8)
+    clips = scene_batch("val", indices, **GEOMETRY)
+    rendered = corpus.scene_variants("val", indices, 0, "shape", **GEOMETRY)  # (6, B, T, H, W, 3)
+    variants = {0: (torch.arange(len(indices)), rendered)}
+    hidden = _left_hidden(indices)
+
+    def loss(frames: torch.Tensor, temperature: float = 0.01) -> float:
+        return float(recognition.alternatives_loss(frames, hidden, clips.meta, "shape", variants, temperature))
+
+    original, circles = _pixels(clips.frames), _pixels(rendered[0])
+    assert loss(original) < 0.05 < math.log(len(scenes.SHAPES)) < loss(circles)
+    assert loss(circles, temperature=1e3) == pytest.approx(math.log(len(scenes.SHAPES)), abs=1e-3)  # flat logits
+
+
+def test_the_alternatives_loss_pushes_a_blend_towards_the_true_shape():
+    indices = _single_non_circles(4)
+    clips = scene_batch("val", indices, **GEOMETRY)
+    rendered = corpus.scene_variants("val", indices, 0, "shape", **GEOMETRY)
+    variants = {0: (torch.arange(len(indices)), rendered)}
+    hidden = _left_hidden(indices)
+    blend = _pixels(rendered).mean(dim=0).requires_grad_()  # every shape at once
+    recognition.alternatives_loss(blend, hidden, clips.meta, "shape", variants, 0.1).backward()
+    step = -blend.grad.movedim(-3, -1)  # (B, T, H, W, 3): the direction that lowers the loss
+    towards_truth = (_pixels(clips.frames).movedim(-3, -1) - blend.detach().movedim(-3, -1))
+    assert (step * towards_truth).sum() > 0
+    assert not blend.grad.movedim(-3, -1)[~hidden].any()  # only hidden pixels are asked for
+
+
+def test_the_alternatives_loss_is_zero_without_hidden_object_pixels():
+    indices = _single_non_circles(2)
+    clips = scene_batch("val", indices, **GEOMETRY)
+    rendered = corpus.scene_variants("val", indices, 0, "shape", **GEOMETRY)
+    frames = _pixels(clips.frames).requires_grad_()
+    hidden = torch.zeros(len(indices), GEOMETRY["num_frames"], 48, 48, dtype=torch.bool)
+    loss = recognition.alternatives_loss(frames, hidden, clips.meta, "shape", {0: (torch.arange(2), rendered)}, 0.1)
+    loss.backward()
+    assert float(loss.detach()) == 0.0 and not frames.grad.any()

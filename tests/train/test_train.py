@@ -267,3 +267,24 @@ def test_refine_batches_weigh_the_patches_on_objects():
 def test_refine_mae_needs_a_model_to_refine(tmp_path):
     with pytest.raises(ValueError, match="--init"):
         main(["refine-mae", "--out", str(tmp_path), "--steps", "1", "--device", "cpu", "--batch", "8"])
+
+
+def test_refine_batches_carry_shape_variants_and_the_step_adds_the_shape_loss():
+    config = PRESETS["tiny"]()
+    opts = refine_mae.RefineOptions(batch=4, shape_weight=0.5)
+    batch = refine_mae.make_batch(0, opts, config, CPU)
+    geometry = pretrain.clip_geometry(config)
+    clips, rendered = batch.shape_variants[0]
+    assert torch.equal(clips, torch.arange(4))  # every scene has a first object
+    assert torch.equal(rendered, corpus.scene_variants("train", range(4), 0, "shape", CPU, **geometry))
+    for slot, (present, _) in batch.shape_variants.items():
+        assert (batch.meta["shape"][present, slot] >= 0).all()
+    model = TvltForPreTraining(config)
+    torch.manual_seed(0)  # the same random video mask for both steps
+    output = refine_mae.refine_step(model, batch, opts)
+    assert set(output.values) == {"mae_video", "mae_audio", "shape"} and float(output.values["shape"]) > 0
+    torch.manual_seed(0)
+    plain = refine_mae.refine_step(model, batch, dataclasses.replace(opts, shape_weight=0.0))
+    expected = plain.loss + opts.shape_weight * output.values["shape"]
+    torch.testing.assert_close(output.loss.detach(), expected.detach())
+    assert not refine_mae.make_batch(0, dataclasses.replace(opts, shape_weight=0.0), config, CPU).shape_variants

@@ -204,17 +204,18 @@ class MaeRun(NamedTuple):
     video_predictions: dict[str, torch.Tensor]  # predictor name -> (B, N, P) on CPU: the model and the baselines
 
 
-def mae_metrics(model: TvltForPreTraining, settings: EvalSettings, device: torch.device) -> tuple[dict, MaeRun]:
-    """Masked-patch MSE of the model vs the two baselines on the test scenes, and how often the hidden objects'
-    shape and colour can be told from each one's frames."""
-    indices, geometry = list(range(settings.mae_clips)), clip_geometry(model.config)
-    clips = corpus.scene_batch(SPLIT, indices, device, **geometry)
-    metrics, run = mae_table(model, clips, settings.seed)
+def mae_metrics(model: TvltForPreTraining, split: str, indices: list[int], seed: int, device: torch.device
+                ) -> tuple[dict, MaeRun]:
+    """Masked-patch MSE of the model vs the two baselines on scenes `indices` of `split`, and how often the hidden
+    objects' shape and colour can be told from each one's frames."""
+    geometry = clip_geometry(model.config)
+    clips = corpus.scene_batch(split, indices, device, **geometry)
+    metrics, run = mae_table(model, clips, seed)
     layout = TokenLayout.from_config(model.config)
     p, q = layout.image_patch_size
     hidden = run.result.video_is_masked.repeat_interleave(p, dim=2).repeat_interleave(q, dim=3)  # (B, T, H, W)
     frames = {name: layout.unpatchify_video(patches).to(device) for name, patches in run.video_predictions.items()}
-    metrics["recognition"] = recognition_table(frames, hidden.to(device), clips.meta, SPLIT, indices, geometry)
+    metrics["recognition"] = recognition_table(frames, hidden.to(device), clips.meta, split, indices, geometry)
     return metrics, run
 
 
@@ -479,7 +480,7 @@ def write_model_card(pretrain_dir: str, sentiment_dir: str, out_path: str, setti
     log("sentiment")
     results["sentiment"] = sentiment_metrics(sentiment, settings, device)
     log("masked autoencoding")
-    results["mae"], mae_run = mae_metrics(pretrained, settings, device)
+    results["mae"], mae_run = mae_metrics(pretrained, SPLIT, list(range(settings.mae_clips)), settings.seed, device)
     results["parameters"] = {name: sum(p.numel() for p in m.parameters()) for name, m in
                              (("pretrain", pretrained), ("sentiment", sentiment))}
     directory = os.path.dirname(os.path.abspath(out_path))

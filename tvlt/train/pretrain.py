@@ -152,17 +152,18 @@ def mae_losses(
     pixel_is_masked: bool (B, Nv) explicit video mask, or None for random masking at the config ratio.
     """
     output = model.tvlt(pixel_values, audio_values, mask_pixel=True, mask_audio=True, pixel_is_masked=pixel_is_masked)
-    return masked_patch_losses(model, output, pixel_values, audio_values)
+    return masked_patch_losses(TokenLayout.from_config(model.config), model.decode(output), output, pixel_values,
+                               audio_values)
 
 
 def masked_patch_losses(
-    model: TvltForPreTraining, output: TvltModelOutput, pixel_values: torch.Tensor, audio_values: torch.Tensor,
-    pixel_weight: Optional[torch.Tensor] = None,
+    layout: TokenLayout, predictions: tuple[torch.Tensor, torch.Tensor], output: TvltModelOutput,
+    pixel_values: torch.Tensor, audio_values: torch.Tensor, pixel_weight: Optional[torch.Tensor] = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Decode a masked encoder output -> (video, audio) MSE on its hidden patches; pixel_weight (B, Nv) float,
-    if given, weighs each hidden video patch (the video loss is then the weighted mean)."""
-    pixel_predictions, audio_predictions = model.decode(output)  # (B, Nv, P), (B, Na, Pa)
-    layout = TokenLayout.from_config(model.config)
+    """The decoded `predictions` ((B, Nv, P), (B, Na, Pa)) of a masked encoder `output` -> (video, audio) MSE on
+    its hidden patches; pixel_weight (B, Nv) float, if given, weighs each hidden video patch (the video loss is
+    then the weighted mean)."""
+    pixel_predictions, audio_predictions = predictions
     hidden = (output.pixel_label_masks > 0).float()
     return (
         masked_mse(pixel_predictions, layout.patchify_video(pixel_values),

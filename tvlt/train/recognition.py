@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 
 from tvlt.train import corpus, scenes
 from tvlt.train.corpus import VARIANT_ATTRIBUTES
@@ -29,12 +30,43 @@ def object_squares(meta: dict[str, torch.Tensor], slot: int, image_size: int) ->
     return inside_y[..., :, None] & inside_x[..., None, :] & meta["visible"][:, slot, :, None, None]
 
 
-def identify(prediction: torch.Tensor, candidates: torch.Tensor, owner: torch.Tensor, num_owners: int) -> torch.Tensor:
-    """(num_owners,) int64: for each owner, the candidate closest to the prediction on its pixels.
+def owner_errors(prediction: torch.Tensor, candidates: torch.Tensor, owner: torch.Tensor, num_owners: int) -> torch.Tensor:
+    """(K, num_owners): each candidate's squared error to the prediction, summed over each owner's pixels.
     prediction (n, C) and candidates (K, n, C) are n pixels in the same units; owner (n,) int64 in [0, num_owners)."""
     errors = (candidates - prediction).pow(2).sum(dim=-1)  # (K, n)
-    totals = errors.new_zeros(len(candidates), num_owners).index_add_(1, owner, errors)  # (K, num_owners)
-    return totals.argmin(dim=0)
+    return errors.new_zeros(len(candidates), num_owners).index_add(1, owner, errors)
+
+
+def identify(prediction: torch.Tensor, candidates: torch.Tensor, owner: torch.Tensor, num_owners: int) -> torch.Tensor:
+    """(num_owners,) int64: for each owner, the candidate closest to the prediction on its pixels (as above)."""
+    return owner_errors(prediction, candidates, owner, num_owners).argmin(dim=0)
+
+
+def alternatives_loss(frames: torch.Tensor, hidden: torch.Tensor, meta: dict[str, torch.Tensor], attribute: str,
+                      variants: dict[int, tuple[torch.Tensor, torch.Tensor]], temperature: float) -> torch.Tensor:
+    """Cross-entropy of picking each object frame's true `attribute` among its re-rendered alternatives, by the
+    squared error on the hidden pixels of the object's square: the training counterpart of `recognition_table`.
+
+    frames (B, T, C, H, W) predictions in [-1, 1]; hidden (B, T, H, W) bool; variants: slot -> (clips (B',) int64,
+    their `corpus.scene_variants` (K, B', T, H, W, 3) uint8). The logits are minus the mean error per hidden
+    pixel over `temperature`; object frames with no hidden pixels are left out; 0 when there are none.
+    """
+    num_frames, image_size = hidden.shape[1], hidden.shape[-1]
+    channels_last = frames.permute(0, 1, 3, 4, 2)  # (B, T, H, W, C)
+    logits, truths = [], []
+    for slot, (clips, rendered) in variants.items():
+        region = object_squares(meta, slot, image_size)[clips] & hidden[clips]  # (B', T, H, W)
+        b, t, y, x = region.nonzero(as_tuple=True)  # (n,) each
+        owner, num_owners = b * num_frames + t, len(clips) * num_frames
+        candidates = corpus.unit_pixels(rendered[:, b, t, y, x])  # (K, n, 3)
+        errors = owner_errors(channels_last[clips[b], t, y, x], candidates, owner, num_owners)  # (K, owners)
+        pixels = torch.bincount(owner, minlength=num_owners)  # (owners,)
+        kept = pixels > 0
+        logits.append((-errors[:, kept] / (pixels[kept] * temperature)).T)  # (m, K)
+        truths.append(meta[attribute][clips, slot].repeat_interleave(num_frames)[kept])  # (m,)
+    if not sum(len(part) for part in truths):
+        return frames.sum() * 0.0  # keeps the graph (and the device) for the caller's sum
+    return F.cross_entropy(torch.cat(logits), torch.cat(truths))
 
 
 def recognition_table(predictions: dict[str, torch.Tensor], hidden: torch.Tensor, meta: dict[str, torch.Tensor],

@@ -26,8 +26,8 @@ import torch
 from tvlt.config import TvltConfig
 from tvlt.layout import TokenLayout
 from tvlt.modeling import TvltForPreTraining
-from tvlt.train import corpus, pretrain
-from tvlt.train.evaluate import mae_table, object_patches
+from tvlt.train import corpus, pretrain, recognition, scenes
+from tvlt.train.evaluate import mae_metrics, object_patches
 from tvlt.train.export import read_provenance
 from tvlt.train.loop import LoopSettings, Progress, StepOutput, load_weights, read_checkpoint, step_seed, train
 
@@ -39,6 +39,8 @@ class RefineOptions:
     batch: int = 48
     audio_weight: float = 1.0  # weight of the audio MAE loss (video's is 1)
     object_weight: float = 6.0  # extra weight of hidden video patches on a visible object
+    shape_weight: float = 0.0  # weight of the shape loss (recognition.alternatives_loss); 0 renders no variants
+    shape_temperature: float = 0.1  # its temperature, on the mean squared error per hidden pixel ([-1, 1] units)
     extra_decoder_layers: int = 0  # identity-initialised decoder blocks appended before refining
     video_mask: str = "random"  # "random" patches (TVLT's) or "tube"
     probe_clips: int = 64
@@ -47,8 +49,10 @@ class RefineOptions:
     def __post_init__(self) -> None:
         if self.video_mask not in pretrain.VIDEO_MASK_TYPES:
             raise ValueError(f"video_mask must be one of {pretrain.VIDEO_MASK_TYPES}, got {self.video_mask!r}")
-        if self.object_weight < 0 or self.extra_decoder_layers < 0:
-            raise ValueError("object_weight and extra_decoder_layers must be >= 0")
+        if self.object_weight < 0 or self.extra_decoder_layers < 0 or self.shape_weight < 0:
+            raise ValueError("object_weight, shape_weight and extra_decoder_layers must be >= 0")
+        if self.shape_temperature <= 0:
+            raise ValueError(f"shape_temperature must be > 0, got {self.shape_temperature}")
 
 
 @dataclass
@@ -57,13 +61,22 @@ class SceneBatch:
     audio_values: torch.Tensor  # (B, 1, S, F)
     on_objects: torch.Tensor  # (B, Nv) float: 1 where the patch overlaps a visible object
     step: int
+    meta: dict[str, torch.Tensor]  # the scenes' corpus meta
+    shape_variants: dict[int, tuple[torch.Tensor, torch.Tensor]]  # slot -> (clips with it, their shape variants)
 
 
 def make_batch(step: int, opts: RefineOptions, config: TvltConfig, device: torch.device) -> SceneBatch:
     indices = list(range(step * opts.batch, (step + 1) * opts.batch))
-    clips = corpus.scene_batch("train", indices, device, **pretrain.clip_geometry(config))
+    geometry = pretrain.clip_geometry(config)
+    clips = corpus.scene_batch("train", indices, device, **geometry)
     on_objects = object_patches(clips.meta, TokenLayout.from_config(config)).flatten(1).float()
-    return SceneBatch(*pretrain.model_inputs(clips), on_objects, step)
+    variants = {}
+    for slot in range(scenes.MAX_OBJECTS if opts.shape_weight else 0):
+        present = (clips.meta["shape"][:, slot] >= 0).nonzero().flatten()  # (B',)
+        if len(present):
+            variants[slot] = (present, corpus.scene_variants("train", [indices[i] for i in present.tolist()], slot,
+                                                             "shape", device, **geometry))
+    return SceneBatch(*pretrain.model_inputs(clips), on_objects, step, clips.meta, variants)
 
 
 def deepen_decoder(model: TvltForPreTraining, extra: int) -> TvltForPreTraining:
@@ -100,17 +113,29 @@ def refine_step(model: TvltForPreTraining, batch: SceneBatch, opts: RefineOption
         model.tvlt.eval()  # frozen: no dropout noise in its features either
         output = model.tvlt(batch.pixel_values, batch.audio_values, mask_pixel=True, mask_audio=True,
                             pixel_is_masked=pixel_is_masked)
-    video, audio = pretrain.masked_patch_losses(model, output, batch.pixel_values, batch.audio_values,
+    layout = TokenLayout.from_config(model.config)
+    predictions = model.decode(output)  # (B, Nv, P), (B, Na, Pa)
+    video, audio = pretrain.masked_patch_losses(layout, predictions, output, batch.pixel_values, batch.audio_values,
                                                 pixel_weight=1 + opts.object_weight * batch.on_objects)
-    return StepOutput(video + opts.audio_weight * audio, {"mae_video": video.detach(), "mae_audio": audio.detach()})
+    loss, values = video + opts.audio_weight * audio, {"mae_video": video.detach(), "mae_audio": audio.detach()}
+    if batch.shape_variants:
+        hidden = output.pixel_label_masks[..., None].expand_as(predictions[0])  # (B, Nv, P) float
+        shape = recognition.alternatives_loss(layout.unpatchify_video(predictions[0]),
+                                              layout.unpatchify_video(hidden)[:, :, 0] > 0, batch.meta, "shape",
+                                              batch.shape_variants, opts.shape_temperature)
+        loss, values = loss + opts.shape_weight * shape, {**values, "shape": shape.detach()}
+    return StepOutput(loss, values)
 
 
-def probe(model: TvltForPreTraining, clips: corpus.ClipBatch) -> dict[str, float]:
-    """Held-out masked-patch MSE (video on object patches, and its ratio to the better baseline; audio)."""
-    metrics, _ = mae_table(model, clips, seed=0)
-    on_objects = metrics["video"]["masked on objects"]
+def probe(model: TvltForPreTraining, indices: list[int], device: torch.device) -> dict[str, float]:
+    """Held-out masked-patch MSE (video on object patches, and its ratio to the better baseline; audio) and the
+    share of mostly hidden object frames whose shape and colour the reconstruction shows."""
+    metrics, _ = mae_metrics(model, PROBE_SPLIT, indices, 0, device)
+    on_objects, shown = metrics["video"]["masked on objects"], metrics["recognition"]
     return {"video_objects": on_objects["model"], "object_ratio": metrics["object ratio"],
-            "video_all": metrics["video"]["all masked"]["model"], "audio_all": metrics["audio"]["all masked"]["model"]}
+            "video_all": metrics["video"]["all masked"]["model"], "audio_all": metrics["audio"]["all masked"]["model"],
+            "shape_shown": shown["shape"]["mostly hidden"]["model"],
+            "colour_shown": shown["colour"]["mostly hidden"]["model"]}
 
 
 def run(
@@ -130,8 +155,6 @@ def run(
         model = deepen_decoder(model, opts.extra_decoder_layers)
         config, init_provenance = model.config, read_provenance(init)
     trained = sum(model.get_parameter(name).numel() for name in freeze_encoder(model.to(device)))
-    held_out = corpus.scene_batch(PROBE_SPLIT, list(range(opts.probe_clips)), device,
-                                  **pretrain.clip_geometry(config))
     settings = dataclasses.replace(settings, args={**settings.args, "config": config.to_dict(),
                                                    "refine_mae": dataclasses.asdict(opts), "init": init,
                                                    "init_provenance": init_provenance,
@@ -143,6 +166,6 @@ def run(
         batch_size=lambda batch: len(batch.pixel_values),
         settings=settings,
         device=device,
-        probe=lambda: probe(model, held_out),
+        probe=lambda: probe(model, list(range(opts.probe_clips)), device),
     )
     return model.eval(), progress
