@@ -72,9 +72,16 @@ def page(browser, server):
     context = browser.new_context(permissions=["camera", "microphone"], viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
+    problems = []  # printed at teardown: pytest shows them when the test failed
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url} {r.failure}")
+            if r.failure != "net::ERR_ABORTED" else None)  # aborted: a finished event stream, as normal
     page.goto(server[0])
     page.locator("#input_video").wait_for(state="visible")
     yield page
+    print("\n".join(problems) or "no browser errors")
+    print("status:", page.locator("#input_status").inner_text(timeout=5000))
     context.close()
 
 
