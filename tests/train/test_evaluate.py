@@ -94,9 +94,23 @@ def test_a_refined_export_reports_both_training_stages():
     assert evaluate.pretraining_stages(pretraining) == {"pretraining": pretraining}
     rows = evaluate._compute_rows(evaluate.pretraining_stages(refined))
     assert [row[0] for row in rows] == ["pretraining", evaluate.REFINEMENT] and [row[3] for row in rows] == [10, 5]
-    assert evaluate.refinement_data(None) == ""
+    assert evaluate.refinement_data([]) == ""
     refined["args"]["refine_mae"] = {"object_weight": 6.0, "extra_decoder_layers": 2}
-    text = evaluate.refinement_data(refined)
+    text = evaluate.refinement_data([refined])
     assert "2 appended decoder blocks" in text and "weighing 7x" in text and "encoder and the matching head frozen" in text
+    assert "shape loss" not in text
     refined["session_options"] = [{"refine_mae": {"object_weight": w}} for w in (6.0, 10.0)]
-    assert "weighing 7x, then 11x over its 2 sessions" in evaluate.refinement_data(refined)
+    assert "weighing 7x, then 11x over its 2 sessions" in evaluate.refinement_data([refined])
+
+
+def test_a_refinement_of_a_refinement_reports_every_stage_in_order():
+    pretraining = {"steps": 10}
+    first = {"steps": 5, "args": {"init_provenance": pretraining,
+                                  "refine_mae": {"object_weight": 25.0, "extra_decoder_layers": 2}}}
+    second = {"steps": 3, "args": {"init_provenance": first, "refine_mae": {"object_weight": 25.0, "shape_weight": 0.03}}}
+    stages = evaluate.pretraining_stages(second)
+    assert list(stages) == ["pretraining", f"{evaluate.REFINEMENT} 1", f"{evaluate.REFINEMENT} 2"]
+    assert [stage["steps"] for stage in stages.values()] == [10, 5, 3]
+    text = evaluate.refinement_data([first, second])
+    assert text.index("first on the MAE loss") < text.index("then, in a further run, on the MAE loss")
+    assert "shape loss weighing 0.03" in text and text.count("weighing 26x") == 2 and "2 appended" in text

@@ -221,6 +221,8 @@ def test_refine_mae_trains_only_the_decoder_then_resumes(pretrain_run, tmp_path)
     state = read_checkpoint(out)
     assert state["progress"]["step"] == 3 and state["args"]["init"] == init
     assert state["args"]["init_provenance"]["kind"] == "pretrain"  # where the weights first came from
+    sessions = state["progress"]["options"]
+    assert len(sessions) == 2 and not any("init_provenance" in s for s in sessions)  # recorded once, not per session
     before = TvltForPreTraining.from_pretrained(os.path.join(pretrain_run, "export")).state_dict()
     after = TvltForPreTraining.from_pretrained(os.path.join(out, "export")).state_dict()
     frozen = [k for k in before if k.startswith(("tvlt.", "matching_head."))]
@@ -231,7 +233,7 @@ def test_refine_mae_trains_only_the_decoder_then_resumes(pretrain_run, tmp_path)
     depth = TvltConfig.from_pretrained(os.path.join(pretrain_run, "export")).decoder_num_hidden_layers
     assert TvltConfig.from_pretrained(os.path.join(out, "export")).decoder_num_hidden_layers == depth + 1
     assert set(after) - set(before) == {k for k in after if k.startswith(f"decoder.decoder_layers.{depth}.")}
-    for key in ("mae_video", "probe_video_objects", "probe_object_ratio"):
+    for key in ("mae_video", "probe_video_objects", "probe_object_ratio", "probe_shape_shown"):
         values = _log_values(os.path.join(out, "train.log"), key)
         assert values and all(math.isfinite(v) for v in values), key
 

@@ -339,9 +339,14 @@ REFINEMENT = "MAE decoder refinement"
 
 
 def pretraining_stages(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """One provenance per stage: a refined export (`refine-mae`) names the pretraining it started from."""
-    init = record.get("args", {}).get("init_provenance")
-    return {"pretraining": init, REFINEMENT: record} if init else {"pretraining": record}
+    """One provenance per stage, oldest first: a refined export (`refine-mae`) names the model it started from
+    (`init_provenance`), which may itself be a refinement."""
+    chain = [record]
+    while init := chain[0].get("args", {}).get("init_provenance"):
+        chain.insert(0, init)
+    refinements = chain[1:]
+    names = [REFINEMENT] if len(refinements) == 1 else [f"{REFINEMENT} {k}" for k in range(1, len(refinements) + 1)]
+    return {"pretraining": chain[0], **dict(zip(names, refinements))}
 
 
 def render_card(results: dict[str, Any], provenances: dict[str, dict[str, Any]], config: TvltConfig,
@@ -365,7 +370,7 @@ def render_card(results: dict[str, Any], provenances: dict[str, dict[str, Any]],
         f"{params['pretrain'] / 1e6:.2f} M, sentiment model {params['sentiment'] / 1e6:.2f} M. Files: "
         "`tvlt-small-pretrain/` (matching head + MAE decoder) and `tvlt-small-sentiment/` (regression head), "
         "transformers 4.40.2 format.",
-        "## Training data\n\n" + TRAINING_DATA + refinement_data(provenances.get(REFINEMENT)),
+        "## Training data\n\n" + TRAINING_DATA + refinement_data([r for name, r in provenances.items() if name.startswith(REFINEMENT)]),
         "## Compute\n\n" + _table(["model", "device", "wall time (min)", "steps", "clips seen", "git commit (when exported)"],
                                   _compute_rows(provenances)) + "\n\nCommands:\n\n" + (commands or "    not recorded"),
         f"## Audio -> video retrieval ({r['candidates']} test clips; each audio query ranks all videos)\n\n"
@@ -433,26 +438,43 @@ TRAINING_DATA = (
     "Train, validation and test clips come from disjoint seeds."
 )
 
-def refinement_data(record: dict[str, Any] | None) -> str:
-    """What `refine-mae` did, from its provenance (empty without a refinement stage)."""
-    if record is None:
+def refinement_data(records: list[dict[str, Any]]) -> str:
+    """What the `refine-mae` runs did, in order, from their provenance (empty without a refinement stage)."""
+    if not records:
         return ""
-    opts = record.get("args", {}).get("refine_mae", {})
-    extra = opts.get("extra_decoder_layers", 0)
-    # a resumed run may change the object weight: one per session, in order
-    weights = [s["refine_mae"]["object_weight"] for s in record.get("session_options", []) if "refine_mae" in s]
-    weights = weights or [opts.get("object_weight", 0.0)]
-    if len(set(weights)) == 1:
-        weighing = f"{1 + weights[0]:g}x" if weights[0] else ""
-    else:
-        weighing = ", then ".join(f"{1 + w:g}x" for w in weights) + f" over its {len(weights)} sessions"
+    extra = sum(record.get("args", {}).get("refine_mae", {}).get("extra_decoder_layers", 0) for record in records)
+    runs = [_refinement_losses(record) for record in records]
+    if len(runs) > 1:
+        runs = ["first " + runs[0], *[f"then, in a further run, {run}" for run in runs[1:]]]
     return (
         " After pretraining, the MAE decoder alone (decoder embeddings, mask tokens, decoder blocks, MAE heads"
         + (f", plus {extra} appended decoder blocks that started as the identity" if extra else "")
-        + ") was trained further on the MAE loss"
-        + (f", hidden video patches on a visible object weighing {weighing}" if weighing else "")
-        + ", with the encoder and the matching head frozen, so retrieval and matching are unchanged by it."
+        + ") was trained further, with the encoder and the matching head frozen, so retrieval and matching are "
+        "unchanged by it: " + "; ".join(runs) + "."
     )
+
+
+def _refinement_losses(record: dict[str, Any]) -> str:
+    """The losses of one `refine-mae` run; a resumed run may change a weight: one per session, in order."""
+    def per_session(key: str) -> list[float]:
+        opts = record.get("args", {}).get("refine_mae", {})
+        values = [s["refine_mae"].get(key, 0.0) for s in record.get("session_options", []) if "refine_mae" in s]
+        return values or [opts.get(key, 0.0)]
+
+    def weighing(values: list[float], unit: str = "") -> str:
+        if len(set(values)) == 1:
+            return f"{values[0]:g}{unit}"
+        return ", then ".join(f"{v:g}{unit}" for v in values) + f" over its {len(values)} sessions"
+
+    objects, shapes = per_session("object_weight"), per_session("shape_weight")
+    text = "on the MAE loss"
+    if any(objects):
+        text += f", hidden video patches on a visible object weighing {weighing([1 + w for w in objects], 'x')}"
+    if any(shapes):
+        text += (f", plus a shape loss weighing {weighing(shapes)}: a cross-entropy on telling each hidden object's "
+                 "shape from its alternatives re-rendered in its place, by squared error on the hidden pixels (the "
+                 "training counterpart of the recognition table below, on training scenes)")
+    return text
 
 
 LIMITS = (

@@ -297,7 +297,8 @@ def train(
     progress = load_checkpoint(ckpt, modules, optimizer) if settings.resume else Progress()
     progress.device = device_name(device)
     progress.commands.append(command_line())
-    progress.options.append({k: v for k, v in settings.args.items() if k != "config"})
+    # per session: what flags may change; the config and the init's provenance stay in the args, once
+    progress.options.append({k: v for k, v in settings.args.items() if k not in ("config", "init_provenance")})
     log.write(f"start step {progress.step} on {progress.device}; args {settings.args}")
     session, probed = _Session(modules, optimizer, settings, device, progress, _Meter()), -1
     start = time.perf_counter()
