@@ -6,7 +6,7 @@ its reconstructions stay blurry. With the encoder (and the matching head) frozen
 without moving anything retrieval or matching use: their outputs stay bit-identical. A step is cheap: the
 encoder runs without gradients on the visible tokens only.
 
-Two levers beyond the plain MAE loss (measured on CPU: see the README's bundled-model section):
+Three levers beyond the plain MAE loss (measured on CPU: see the README's bundled-model section):
 - `object_weight`: hidden video patches that overlap a visible object (from the corpus meta, the same test as
   the model card's "masked on objects") weigh 1 + object_weight in the video loss. Unweighted, the loss is
   dominated by easy background patches and barely moved (0.744 -> 0.737 object ratio over 8k clips).
@@ -14,6 +14,11 @@ Two levers beyond the plain MAE loss (measured on CPU: see the README's bundled-
   projections at zero), so refinement starts from exactly the pretrained reconstructions. In 5-minute probes
   a 2+2-block decoder matched the 2-block one step for step (about 20 % slower per clip); the bundled run uses
   it for capacity over a long schedule.
+- `shape_weight`: squared error rewards a soft blob of the right colour where a hidden object's shape is
+  uncertain, and shape is a small share of its pixels. `recognition.alternatives_loss` asks directly for the
+  shape: each hidden object frame's reconstruction must be nearer (on the hidden pixels of its square) to the
+  scene rendered with the true shape than with any other. The batches then carry every object's six shape
+  variants (about a third slower per clip on CPU).
 """
 
 from __future__ import annotations
