@@ -79,10 +79,13 @@ def page(browser, server):
             if r.failure != "net::ERR_ABORTED" else None)  # aborted: a finished event stream, as normal
     page.goto(server[0])
     page.locator("#input_video").wait_for(state="visible")
-    yield page
-    print("\n".join(problems) or "no browser errors")
-    print("status:", page.locator("#input_status").inner_text(timeout=5000))
-    context.close()
+    try:
+        yield page
+    finally:
+        print("\n".join(problems) or "no browser errors")
+        if not page.is_closed():
+            print("status:", page.locator("#input_status").inner_text(timeout=5000))
+        context.close()
 
 
 def shot(page, name: str) -> None:

@@ -217,12 +217,15 @@ def test_refine_mae_trains_only_the_decoder_then_resumes(pretrain_run, tmp_path)
     # the init is overwritten (as the bundled model is by its own refinement) before the run resumes
     write_json(os.path.join(init, loop.PROVENANCE_NAME), {"kind": "overwritten"})
     # --init, its provenance and the deepened config come from the checkpoint: resuming appends no further block
-    main(["refine-mae", "--out", out, "--steps", "3", "--resume", "--extra-decoder-layers", "1", *flags])
+    # the resumed session adds the shape loss (its weight recorded per session)
+    main(["refine-mae", "--out", out, "--steps", "3", "--resume", "--extra-decoder-layers", "1", "--shape-weight", "0.1",
+          *flags])
     state = read_checkpoint(out)
     assert state["progress"]["step"] == 3 and state["args"]["init"] == init
     assert state["args"]["init_provenance"]["kind"] == "pretrain"  # where the weights first came from
     sessions = state["progress"]["options"]
     assert len(sessions) == 2 and not any("init_provenance" in s for s in sessions)  # recorded once, not per session
+    assert [s["refine_mae"]["shape_weight"] for s in sessions] == [0.0, 0.1]
     before = TvltForPreTraining.from_pretrained(os.path.join(pretrain_run, "export")).state_dict()
     after = TvltForPreTraining.from_pretrained(os.path.join(out, "export")).state_dict()
     frozen = [k for k in before if k.startswith(("tvlt.", "matching_head."))]
@@ -233,7 +236,7 @@ def test_refine_mae_trains_only_the_decoder_then_resumes(pretrain_run, tmp_path)
     depth = TvltConfig.from_pretrained(os.path.join(pretrain_run, "export")).decoder_num_hidden_layers
     assert TvltConfig.from_pretrained(os.path.join(out, "export")).decoder_num_hidden_layers == depth + 1
     assert set(after) - set(before) == {k for k in after if k.startswith(f"decoder.decoder_layers.{depth}.")}
-    for key in ("mae_video", "probe_video_objects", "probe_object_ratio", "probe_shape_shown"):
+    for key in ("mae_video", "shape", "probe_video_objects", "probe_object_ratio", "probe_shape_shown"):
         values = _log_values(os.path.join(out, "train.log"), key)
         assert values and all(math.isfinite(v) for v in values), key
 
@@ -274,13 +277,15 @@ def test_refine_mae_needs_a_model_to_refine(tmp_path):
 def test_refine_batches_carry_shape_variants_and_the_step_adds_the_shape_loss():
     config = PRESETS["tiny"]()
     opts = refine_mae.RefineOptions(batch=4, shape_weight=0.5)
-    batch = refine_mae.make_batch(0, opts, config, CPU)
+    batch = refine_mae.make_batch(1, opts, config, CPU)  # step 1: scenes 4..7 of the training split
     geometry = pretrain.clip_geometry(config)
     clips, rendered = batch.shape_variants[0]
     assert torch.equal(clips, torch.arange(4))  # every scene has a first object
-    assert torch.equal(rendered, corpus.scene_variants("train", range(4), 0, "shape", CPU, **geometry))
-    for slot, (present, _) in batch.shape_variants.items():
+    assert torch.equal(rendered, corpus.scene_variants("train", range(4, 8), 0, "shape", CPU, **geometry))
+    for slot, (present, variants) in batch.shape_variants.items():
         assert (batch.meta["shape"][present, slot] >= 0).all()
+        scenes_of_slot = [4 + i for i in present.tolist()]
+        assert torch.equal(variants, corpus.scene_variants("train", scenes_of_slot, slot, "shape", CPU, **geometry))
     model = TvltForPreTraining(config)
     torch.manual_seed(0)  # the same random video mask for both steps
     output = refine_mae.refine_step(model, batch, opts)
@@ -289,4 +294,4 @@ def test_refine_batches_carry_shape_variants_and_the_step_adds_the_shape_loss():
     plain = refine_mae.refine_step(model, batch, dataclasses.replace(opts, shape_weight=0.0))
     expected = plain.loss + opts.shape_weight * output.values["shape"]
     torch.testing.assert_close(output.loss.detach(), expected.detach())
-    assert not refine_mae.make_batch(0, dataclasses.replace(opts, shape_weight=0.0), config, CPU).shape_variants
+    assert not refine_mae.make_batch(1, dataclasses.replace(opts, shape_weight=0.0), config, CPU).shape_variants
