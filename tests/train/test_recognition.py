@@ -30,6 +30,13 @@ def _pixels(frames: torch.Tensor) -> torch.Tensor:
     return corpus.unit_pixels(frames).movedim(-1, -3)  # (B, T, H, W, 3) uint8 -> (B, T, 3, H, W)
 
 
+def _left_hidden(indices: list[int]) -> torch.Tensor:
+    """(B, T, 48, 48) bool: the left part of every frame hidden."""
+    hidden = torch.zeros(len(indices), GEOMETRY["num_frames"], 48, 48, dtype=torch.bool)
+    hidden[..., :, :30] = True
+    return hidden
+
+
 def _single_non_circles(count: int) -> list[int]:
     """Validation scenes with one object, not a circle."""
     rows = synth.uniform_rows("val", synth.SCENE_STREAM, list(range(200)), scenes.LOOK_WIDTH + scenes.TIMING_WIDTH)
@@ -42,8 +49,7 @@ def test_the_original_frames_show_every_object_and_a_wrong_shape_is_caught():
     indices = _single_non_circles(8)
     clips = scene_batch("val", indices, **GEOMETRY)
     circles = corpus.scene_variants("val", indices, 0, "shape", **GEOMETRY)[0]  # the object drawn as a circle
-    hidden = torch.zeros(len(indices), GEOMETRY["num_frames"], 48, 48, dtype=torch.bool)
-    hidden[..., :, :30] = True  # the left part of every frame
+    hidden = _left_hidden(indices)
     predictions = {"original": _pixels(clips.frames), "as a circle": _pixels(circles)}
     table = recognition.recognition_table(predictions, hidden, clips.meta, "val", indices, GEOMETRY)
     assert table["shape"]["chance"] == 1 / len(scenes.SHAPES)
@@ -63,12 +69,6 @@ def test_object_frames_the_hidden_pixels_cannot_tell_apart_are_left_out():
                                           GEOMETRY)
     assert table["shape"]["mostly hidden"]["object frames"] == 0  # nothing hidden: nothing counted
     assert math.isnan(table["shape"]["mostly hidden"]["original"])
-
-
-def _left_hidden(indices: list[int]) -> torch.Tensor:
-    hidden = torch.zeros(len(indices), GEOMETRY["num_frames"], 48, 48, dtype=torch.bool)
-    hidden[..., :, :30] = True
-    return hidden
 
 
 def test_the_alternatives_loss_is_low_for_the_true_shape_and_high_for_a_wrong_one():

@@ -14,6 +14,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 import torch
 
+from tvlt.attention import upsample_grid
 from tvlt.config import TvltConfig
 from tvlt.layout import TokenLayout
 from tvlt.mae import MaeResult, default_masking, reconstruct
@@ -212,8 +213,7 @@ def mae_metrics(model: TvltForPreTraining, split: str, indices: list[int], seed:
     clips = corpus.scene_batch(split, indices, device, **geometry)
     metrics, run = mae_table(model, clips, seed)
     layout = TokenLayout.from_config(model.config)
-    p, q = layout.image_patch_size
-    hidden = run.result.video_is_masked.repeat_interleave(p, dim=2).repeat_interleave(q, dim=3)  # (B, T, H, W)
+    hidden = upsample_grid(run.result.video_is_masked, layout.image_patch_size)  # (B, T, H, W)
     frames = {name: layout.unpatchify_video(patches).to(device) for name, patches in run.video_predictions.items()}
     metrics["recognition"] = recognition_table(frames, hidden.to(device), clips.meta, split, indices, geometry)
     return metrics, run
@@ -269,12 +269,11 @@ def mae_figure(pixel_values: torch.Tensor, result: MaeResult, layout: TokenLayou
     pasted into the hidden patches), frames left to right."""
     from PIL import Image
 
-    p, q = layout.image_patch_size
     rows = []
     for b in range(min(num_clips, len(pixel_values))):
         original = pixel_values[b].cpu()
         hidden = result.video_is_masked[b].cpu()  # (T, h, w)
-        hidden_px = hidden.repeat_interleave(p, dim=1).repeat_interleave(q, dim=2)[:, None]  # (T, 1, H, W)
+        hidden_px = upsample_grid(hidden, layout.image_patch_size)[:, None]  # (T, 1, H, W)
         masked = torch.where(hidden_px, torch.zeros_like(original), original)
         rows += [_to_uint8(original), _to_uint8(masked), _to_uint8(result.video_composite[b].cpu())]
         rows.append(np.full((4, rows[-1].shape[1], 3), 255, dtype=np.uint8))  # white gap between clips

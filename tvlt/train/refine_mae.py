@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
+from tvlt.attention import upsample_grid
 from tvlt.config import TvltConfig
 from tvlt.layout import TokenLayout
 from tvlt.modeling import TvltForPreTraining
@@ -125,9 +126,9 @@ def refine_step(model: TvltForPreTraining, batch: SceneBatch, opts: RefineOption
                                                 pixel_weight=1 + opts.object_weight * batch.on_objects)
     loss, values = video + opts.audio_weight * audio, {"mae_video": video.detach(), "mae_audio": audio.detach()}
     if batch.shape_variants:
-        hidden = output.pixel_label_masks[..., None].expand_as(predictions[0])  # (B, Nv, P) float
+        grid = output.pixel_label_masks.view(-1, layout.num_frames, layout.grid_rows, layout.grid_cols) > 0
         shape = recognition.alternatives_loss(layout.unpatchify_video(predictions[0]),
-                                              layout.unpatchify_video(hidden)[:, :, 0] > 0, batch.meta, "shape",
+                                              upsample_grid(grid, layout.image_patch_size), batch.meta, "shape",
                                               batch.shape_variants, opts.shape_temperature)
         loss, values = loss + opts.shape_weight * shape, {**values, "shape": shape.detach()}
     return StepOutput(loss, values)
