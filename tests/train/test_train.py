@@ -7,6 +7,7 @@ import json
 import math
 import os
 import shutil
+import signal
 
 import pytest
 import torch
@@ -182,6 +183,47 @@ def test_blank_modality_uses_black_frames_and_silence():
 def test_loop_settings_need_a_schedule_length(tmp_path):
     with pytest.raises(ValueError, match="total_steps or total_minutes"):
         LoopSettings(out_dir=str(tmp_path))
+
+
+def _toy_run(out_dir: str, on_batch, **settings) -> loop.Progress:
+    """loop.train on a linear layer for 5 steps; on_batch(step) runs inside each step's compute."""
+    model = torch.nn.Linear(2, 1)
+
+    def compute(batch: torch.Tensor, fraction: float) -> loop.StepOutput:
+        on_batch(int(batch[0, 0]))
+        loss = model(batch).pow(2).mean()
+        return loop.StepOutput(loss, {"loss": loss.detach()})
+
+    return loop.train({"model": model}, make_batch=lambda step: torch.full((4, 2), float(step)), compute=compute,
+                      batch_size=len, device=CPU,
+                      settings=LoopSettings(out_dir=out_dir, total_steps=5, warmup_steps=1, log_every=1, **settings))
+
+
+def test_the_loop_checkpoints_during_a_session(tmp_path):
+    ckpt, seen = str(tmp_path / loop.CHECKPOINT_NAME), []
+
+    def on_batch(step: int) -> None:  # what a SIGKILL at this step would leave on disk
+        if os.path.exists(ckpt):
+            progress = read_checkpoint(ckpt)["progress"]
+            seen.append((step, progress["step"], progress["wall_seconds"] > 0))
+
+    _toy_run(str(tmp_path), on_batch, checkpoint_minutes=1e-9)  # due after every step
+    assert seen == [(step, step, True) for step in range(1, 5)]
+    assert open(tmp_path / loop.LOG_NAME).read().count("(every 1e-09 min)") == 5
+
+
+def test_sigterm_checkpoints_then_exits(tmp_path):
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_batch(step: int) -> None:
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(SystemExit) as stopped:
+        _toy_run(str(tmp_path), on_batch, checkpoint_minutes=0)  # so only the exit path saves
+    assert stopped.value.code == 128 + signal.SIGTERM
+    assert read_checkpoint(str(tmp_path))["progress"]["step"] == 2  # steps 0 and 1 done, step 2 interrupted
+    assert signal.getsignal(signal.SIGTERM) is previous
 
 
 def test_options_reject_twin_groups_larger_than_the_batch():

@@ -5,7 +5,9 @@ time, RNG states), `train.log` (one line per `--log-every` steps: clips/s overal
 each loss, lr; `probe_*` lines every `--probe-every` steps: held-out embedding R@1/R@5 among 100 clips and
 matching-head own-vs-timing-twin win rate), `provenance.json` and `export/` (transformers format). A session
 stops at `--minutes`, or when the schedule (`--steps` or `--total-minutes`, summed over sessions) ends, and
-always checkpoints and exports. CUDA runs in bf16 autocast with TF32; CPU in fp32.
+then checkpoints and exports. It also checkpoints every `--checkpoint-minutes` (10) and on Ctrl-C or SIGTERM
+(then it exits without exporting), so `--resume` loses at most that much of a killed session. CUDA runs in bf16
+autocast with TF32; CPU in fp32.
 
 GPU (one H100; each command <= 10 min; only files copied into $OUT come back, each <= 16 MB, <= 8 files;
 the small model's checkpoint is ~42 MB, so it comes back in 15 MB pieces, re-joined here with `cat`).
@@ -95,6 +97,8 @@ def _add_loop_flags(parser: argparse.ArgumentParser, lr: float, warmup: int) -> 
     parser.add_argument("--clip-grad", type=float, default=1.0)
     parser.add_argument("--log-every", type=int, default=50)
     parser.add_argument("--probe-every", type=int, default=500)
+    parser.add_argument("--checkpoint-minutes", type=float, default=10.0,
+                        help="also save the checkpoint this often (0: only when the session ends)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--export-dir", default=None, help="transformers-format export (default OUT/export)")
 
@@ -115,7 +119,8 @@ def _settings(args: argparse.Namespace) -> LoopSettings:
     return LoopSettings(
         out_dir=args.out, total_steps=args.steps, total_minutes=args.total_minutes, minutes=args.minutes,
         lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, clip_grad=args.clip_grad,
-        log_every=args.log_every, probe_every=args.probe_every, resume=args.resume,
+        log_every=args.log_every, probe_every=args.probe_every, checkpoint_minutes=args.checkpoint_minutes,
+        resume=args.resume,
     )
 
 

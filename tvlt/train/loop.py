@@ -2,7 +2,9 @@
 
 A run is a directory: `checkpoint.pt` (one resumable file: modules, optimiser, step, clips seen, wall time,
 RNG states), `train.log` (one line per logged step) and `provenance.json`. `train()` stops cleanly at a
-step budget or a wall-clock budget, whichever comes first, and always leaves a checkpoint behind.
+step budget or a wall-clock budget, whichever comes first, and always leaves a checkpoint behind: at the end,
+on an exception, Ctrl-C or SIGTERM, and every `checkpoint_minutes` on the way, so even a killed process
+(SIGKILL, a lost machine) loses at most that much training.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ import contextlib
 import math
 import os
 import random
+import signal
 import subprocess
 import sys
+import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
@@ -243,6 +247,7 @@ class LoopSettings:
     clip_grad: float = 1.0
     log_every: int = 50
     probe_every: int = 500  # 0 = never (a probe also runs at the end)
+    checkpoint_minutes: float = 10.0  # save the checkpoint this often during a session (0 = only at its end)
     resume: bool = False
     args: dict = field(default_factory=dict)  # stored with the checkpoint and provenance
 
@@ -301,26 +306,51 @@ def train(
     progress.options.append({k: v for k, v in settings.args.items() if k not in ("config", "init_provenance")})
     log.write(f"start step {progress.step} on {progress.device}; args {settings.args}")
     session, probed = _Session(modules, optimizer, settings, device, progress, _Meter()), -1
-    start = time.perf_counter()
+    start = saved = time.perf_counter()
     deadline = start + settings.minutes * 60 if settings.minutes > 0 else math.inf
-    try:
-        while (fraction := settings.fraction(progress, time.perf_counter() - start)) < 1 and time.perf_counter() < deadline:
-            _one_step(session, make_batch, compute, batch_size, fraction)
-            if progress.step % settings.log_every == 0:
-                log.metrics(progress.step, {"fraction": fraction, **session.meter.flush()})
-            if probe is not None and settings.probe_every and progress.step % settings.probe_every == 0:
-                log.metrics(progress.step, _run_probe(probe, modules))
-                probed = progress.step
-    finally:
-        progress.wall_seconds += time.perf_counter() - start
-        if session.meter.count:
-            log.metrics(progress.step, session.meter.flush())
-        save_checkpoint(ckpt, modules, optimizer, progress, settings.args)
-        log.write(f"saved {ckpt} at step {progress.step} ({progress.clips} clips, {progress.wall_seconds:.0f} s)")
+    with _sigterm_exits():
+        try:
+            while (fraction := settings.fraction(progress, time.perf_counter() - start)) < 1 and time.perf_counter() < deadline:
+                _one_step(session, make_batch, compute, batch_size, fraction)
+                if settings.checkpoint_minutes > 0 and time.perf_counter() - saved >= 60 * settings.checkpoint_minutes:
+                    so_far = replace(progress, wall_seconds=progress.wall_seconds + time.perf_counter() - start)
+                    save_checkpoint(ckpt, modules, optimizer, so_far, settings.args)
+                    log.write(f"saved {ckpt} at step {progress.step} (every {settings.checkpoint_minutes:g} min)")
+                    saved = time.perf_counter()
+                if progress.step % settings.log_every == 0:
+                    log.metrics(progress.step, {"fraction": fraction, **session.meter.flush()})
+                if probe is not None and settings.probe_every and progress.step % settings.probe_every == 0:
+                    log.metrics(progress.step, _run_probe(probe, modules))
+                    probed = progress.step
+        finally:
+            progress.wall_seconds += time.perf_counter() - start
+            if session.meter.count:
+                log.metrics(progress.step, session.meter.flush())
+            save_checkpoint(ckpt, modules, optimizer, progress, settings.args)
+            log.write(f"saved {ckpt} at step {progress.step} ({progress.clips} clips, {progress.wall_seconds:.0f} s)")
     if probe is not None and probed != progress.step:
         log.metrics(progress.step, _run_probe(probe, modules))
     log.close()
     return progress
+
+
+@contextlib.contextmanager
+def _sigterm_exits() -> Iterator[None]:
+    """While inside, SIGTERM (`kill`, a job scheduler) raises SystemExit(143) like Ctrl-C raises
+    KeyboardInterrupt, so the loop's `finally` checkpoints before the process ends. Signal handlers can only be
+    set from the main thread; elsewhere SIGTERM keeps its handler."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _exit_on_signal)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _one_step(
