@@ -276,6 +276,17 @@ class TvltForPreTraining(PretrainedMixin, nn.Module):
         mask (as transformers), so this keeps padding the encoder was shown (tvlt.masking.equal_visible_counts)
         from reaching the predictions.
         """
+        video, audio = self.decoder_states(output, pixel_as_mask_token, audio_as_mask_token)
+        return self.pixel_mae_head(video), self.audio_mae_head(audio)
+
+    def decoder_states(
+        self,
+        output: TvltModelOutput,
+        pixel_as_mask_token: Optional[torch.Tensor] = None,
+        audio_as_mask_token: Optional[torch.Tensor] = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The MAE decoder's final states, video (B, Nv, Dd) and audio (B, Na, Dd), that `decode`'s heads map to
+        patches; arguments as `decode`."""
         if not self.config.task_mae:
             raise ValueError("decode needs the MAE decoder, but config.task_mae is False")
         video = self.encoder_to_decoder(output.last_pixel_hidden_state)  # (B, Nv', Dd)
@@ -291,7 +302,7 @@ class TvltForPreTraining(PretrainedMixin, nn.Module):
             audio, self.decoder_freq_embed, self.decoder_audio_pos_embed, self.decoder_audio_type_embed
         )
         # the two modalities are decoded separately, as transformers does
-        return self.pixel_mae_head(self.decoder(video)), self.audio_mae_head(self.decoder(audio))
+        return self.decoder(video), self.decoder(audio)
 
     def forward(
         self,

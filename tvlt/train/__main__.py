@@ -1,4 +1,4 @@
-"""Train, export and evaluate the bundled TVLT: `python -m tvlt.train {pretrain,finetune-sentiment,refine-mae,export,evaluate}`.
+"""Train, export, evaluate and probe the bundled TVLT: `python -m tvlt.train COMMAND` (see --help).
 
 A run directory (`--out`) holds `checkpoint.pt` (one resumable file: weights, optimiser, step, clips, wall
 time, RNG states), `train.log` (one line per `--log-every` steps: clips/s overall, for data and for training,
@@ -190,6 +190,18 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(f"wrote {path}")
 
 
+def cmd_probe_shape(args: argparse.Namespace) -> None:
+    from tvlt.modeling import TvltForPreTraining
+    from tvlt.train.shape_probe import shape_probe
+
+    device = pick_device(args.device)
+    table = shape_probe(TvltForPreTraining.from_pretrained(args.model).to(device), args.train_clips, args.val_clips, device)
+    objects = table.pop("objects")
+    print(f"shape from ... (linear probe; {objects['train']} train / {objects['val']} val objects; chance 0.167)")
+    for stage, accuracy in table.items():
+        print(f"  {stage:<18} train {accuracy['train']:.3f}  val {accuracy['val']:.3f}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from tvlt.train.evaluate import EvalSettings
     from tvlt.train.finetune import FinetuneOptions
@@ -223,6 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--device", default="auto", help="auto (cuda if available), cuda, cpu")
     _add_options(v, EvalSettings, skip=())
     v.set_defaults(func=cmd_evaluate)
+    s = sub.add_parser("probe-shape", help="linear probes: how much of a hidden object's shape each stage keeps")
+    s.add_argument("--model", required=True, help="exported pretraining directory")
+    s.add_argument("--train-clips", type=int, default=2048, help="train scenes the probes fit on")
+    s.add_argument("--val-clips", type=int, default=192, help="val scenes they are scored on")
+    s.add_argument("--device", default="auto", help="auto (cuda if available), cuda, cpu")
+    s.set_defaults(func=cmd_probe_shape)
     return parser
 
 
