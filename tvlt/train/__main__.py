@@ -51,10 +51,16 @@ CPU (here):
     python -m tvlt.train refine-mae --resume --out runs/refine --total-minutes 472 --minutes 125 --batch 48 \
         --object-weight 25 --extra-decoder-layers 2 --log-every 25 --probe-every 100 --device cpu
     # then a new run from its export with the shape loss (each batch also renders every object's 6 shape variants;
-    # ~9 clips/s here); the bundled model is this run's export (`export --run runs/shape`)
+    # ~9 clips/s here), and a second session of it (learning rate back at 1.5e-4); the bundled model is this
+    # run's export (`export --run runs/shape`)
     python -m tvlt.train refine-mae --init runs/refine/export --out runs/shape --total-minutes 95 --minutes 95 \
         --lr 3e-4 --batch 48 --object-weight 25 --shape-weight 0.03 --shape-temperature 0.1 --log-every 10 \
         --probe-every 50 --device cpu
+    python -m tvlt.train refine-mae --resume --out runs/shape --total-minutes 195 --minutes 100 \
+        --lr 3e-4 --batch 48 --object-weight 25 --shape-weight 0.03 --shape-temperature 0.1 --log-every 10 \
+        --probe-every 50 --device cpu
+    # which stage loses a hidden object's shape: linear probes on the pixels, encoder and decoder (~2 min here)
+    python -m tvlt.train probe-shape --model assets/tvlt-small-pretrain --device cpu
     # transformers-format directories from runs brought back (or copy the exported files into them)
     python -m tvlt.train export --run runs/pretrain --out assets/tvlt-small-pretrain
     python -m tvlt.train export --run runs/sentiment --out assets/tvlt-small-sentiment
