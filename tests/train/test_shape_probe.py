@@ -24,7 +24,10 @@ def tiny() -> TvltForPreTraining:
 
 
 def test_object_features_pool_each_stage_over_the_object_tokens(tiny):
+    tiny.train()
     features, shapes = shape_probe.object_features(tiny, "val", list(range(6)), seed=3, device=CPU, chunk=4)
+    assert tiny.training  # its mode is left alone (the features themselves come from eval mode)
+    tiny.eval()
     config, layout = tiny.config, TokenLayout.from_config(tiny.config)
     n = len(shapes)
     assert n > 0 and ((shapes >= 0) & (shapes < 6)).all()

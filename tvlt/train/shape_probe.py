@@ -20,6 +20,7 @@ from tvlt.masking import encoder_masks
 from tvlt.modeling import TvltForPreTraining, restore_tokens
 from tvlt.train import corpus, scenes
 from tvlt.train.evaluate import object_cover
+from tvlt.train.loop import evaluating
 from tvlt.train.pretrain import clip_geometry, model_inputs
 
 STAGES = ("visible pixels", "encoder", "decoder at hidden")
@@ -28,16 +29,16 @@ STAGES = ("visible pixels", "encoder", "decoder at hidden")
 def object_features(model: TvltForPreTraining, split: str, indices: list[int], seed: int, device: torch.device,
                     chunk: int = 64) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """-> ({stage: (N, D) float on CPU}, shapes (N,) long) for the N objects of scenes `indices` of `split` that
-    keep at least one visible and one hidden video token under the config's default masking (seeded per chunk)."""
+    keep at least one visible and one hidden video token under the config's default masking (seeded per chunk).
+    Runs without gradients and leaves the model's train/eval mode alone."""
     layout = TokenLayout.from_config(model.config)
     features, shapes = {stage: [] for stage in STAGES}, []
-    model.eval()
     for start in range(0, len(indices), chunk):
         clips = corpus.scene_batch(split, indices[start:start + chunk], device, **clip_geometry(model.config))
         pixel_values, audio_values = model_inputs(clips)
         video_spec, audio_spec = default_masking(model.config, seed + start)
         masks = encoder_masks(model.config, pixel_values, audio_values, None, None, video_spec, audio_spec)
-        with torch.no_grad():
+        with evaluating(model):
             output = model.tvlt(pixel_values, audio_values, **masks.model_inputs(device))
             encoded = output.last_pixel_hidden_state  # (B, Nv', D)
             encoded = restore_tokens(encoded, output.pixel_ids_restore, encoded.new_zeros(encoded.shape[-1]))
