@@ -198,12 +198,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 def cmd_probe_shape(args: argparse.Namespace) -> None:
     from tvlt.modeling import TvltForPreTraining
+    from tvlt.train.scenes import SHAPES
     from tvlt.train.shape_probe import shape_probe
 
     device = pick_device(args.device)
-    table = shape_probe(TvltForPreTraining.from_pretrained(args.model).to(device), args.train_clips, args.val_clips, device)
-    objects = table.pop("objects")
-    print(f"shape from ... (linear probe; {objects['train']} train / {objects['val']} val objects; chance 0.167)")
+    model = TvltForPreTraining.from_pretrained(args.model).to(device)
+    objects, table = shape_probe(model, args.train_clips, args.val_clips, device)
+    print(f"shape from ... (linear probe; {objects['train']} train / {objects['val']} val objects; "
+          f"chance {1 / len(SHAPES):.3f})")
     for stage, accuracy in table.items():
         print(f"  {stage:<18} train {accuracy['train']:.3f}  val {accuracy['val']:.3f}")
 

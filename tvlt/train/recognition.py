@@ -49,7 +49,8 @@ def alternatives_loss(frames: torch.Tensor, hidden: torch.Tensor, meta: dict[str
 
     frames (B, T, C, H, W) predictions in [-1, 1]; hidden (B, T, H, W) bool; variants: slot -> (clips (B',) int64,
     their `corpus.scene_variants` (K, B', T, H, W, 3) uint8). The logits are minus the mean squared error per
-    hidden pixel (summed over the channels) over `temperature`; object frames with no hidden pixels are left out; 0 when there are none.
+    hidden pixel (summed over the channels) over `temperature`; object frames with no hidden pixels are left
+    out; 0 when there are none.
     """
     num_frames, image_size = hidden.shape[1], hidden.shape[-1]
     channels_last = frames.permute(0, 1, 3, 4, 2)  # (B, T, H, W, C)

@@ -43,12 +43,13 @@ def object_features(model: TvltForPreTraining, split: str, indices: list[int], s
             encoded = output.last_pixel_hidden_state  # (B, Nv', D)
             encoded = restore_tokens(encoded, output.pixel_ids_restore, encoded.new_zeros(encoded.shape[-1]))
             decoded, _ = model.decoder_states(output)  # (B, Nv, Dd)
-        per_token = {"visible pixels": layout.patchify_video(pixel_values), "encoder": encoded, "decoder at hidden": decoded}
+        per_token = {"visible pixels": layout.patchify_video(pixel_values), "encoder": encoded,
+                     "decoder at hidden": decoded}
         hidden = masks.video_is_masked.flatten(1)  # (B, Nv)
         cover = object_cover(clips.meta, layout).flatten(2)  # (B, O, Nv)
-        on = {"visible pixels": cover & ~hidden[:, None], "encoder": cover & ~hidden[:, None],
-              "decoder at hidden": cover & hidden[:, None]}
-        kept = on["encoder"].any(dim=2) & on["decoder at hidden"].any(dim=2)  # (B, O)
+        visible_on, hidden_on = cover & ~hidden[:, None], cover & hidden[:, None]  # (B, O, Nv)
+        on = {"visible pixels": visible_on, "encoder": visible_on, "decoder at hidden": hidden_on}
+        kept = visible_on.any(dim=2) & hidden_on.any(dim=2)  # (B, O)
         for stage in STAGES:
             weights = on[stage].float()  # (B, O, Nv)
             pooled = weights @ per_token[stage].float() / weights.sum(dim=2, keepdim=True).clamp(min=1)  # (B, O, D)
@@ -73,15 +74,17 @@ def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Ten
             torch.nn.functional.cross_entropy(classifier(train_x), train_y).backward()
             optimizer.step()
     with torch.no_grad():
-        return tuple((classifier(x).argmax(dim=1) == y).float().mean().item() for x, y in ((train_x, train_y), (test_x, test_y)))
+        pairs = ((train_x, train_y), (test_x, test_y))
+        return tuple((classifier(x).argmax(dim=1) == y).float().mean().item() for x, y in pairs)
 
 
-def shape_probe(model: TvltForPreTraining, train_clips: int, val_clips: int, device: torch.device) -> dict[str, dict]:
-    """{stage: {"train": accuracy, "val": accuracy}} and {"objects": {"train": N, "val": M}}."""
+def shape_probe(model: TvltForPreTraining, train_clips: int, val_clips: int, device: torch.device
+                ) -> tuple[dict[str, int], dict[str, dict[str, float]]]:
+    """-> ({"train": N, "val": M} objects probed, {stage: {"train": accuracy, "val": accuracy}})."""
     train_x, train_y = object_features(model, "train", list(range(train_clips)), 0, device)
     val_x, val_y = object_features(model, "val", list(range(val_clips)), 1, device)
-    table = {"objects": {"train": len(train_y), "val": len(val_y)}}
+    table = {}
     for stage in STAGES:
         train, val = linear_probe(train_x[stage], train_y, val_x[stage], val_y, len(scenes.SHAPES))
         table[stage] = {"train": train, "val": val}
-    return table
+    return {"train": len(train_y), "val": len(val_y)}, table
