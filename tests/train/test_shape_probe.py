@@ -12,7 +12,7 @@ from tvlt.modeling import TvltForPreTraining
 from tvlt.train import corpus, shape_probe
 from tvlt.train.__main__ import PRESETS, main
 from tvlt.train.evaluate import object_cover
-from tvlt.train.pretrain import clip_geometry, model_inputs
+from tvlt.train.inputs import clip_geometry, model_inputs
 
 CPU = torch.device("cpu")
 

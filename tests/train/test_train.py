@@ -16,7 +16,7 @@ from tvlt.config import TvltConfig
 from tvlt.layout import TokenLayout
 from tvlt.mae import default_masking, reconstruct
 from tvlt.modeling import TvltForAudioVisualClassification, TvltForPreTraining
-from tvlt.train import corpus, finetune, loop, pretrain, refine_mae
+from tvlt.train import corpus, finetune, inputs, loop, objectives, pretrain, refine_mae
 from tvlt.train.evaluate import object_patches
 from tvlt.train.__main__ import PRESETS, main
 from tvlt.train.export import CALIBRATION_CLIPS, export_run, validation_rmse, write_json
@@ -123,6 +123,72 @@ def test_batches_are_deterministic_and_twins_point_at_each_other():
     assert a.twin_of.tolist() == [1, 0, -1, -1, -1, -1]
     assert not torch.equal(a.pixel_values[0], a.pixel_values[1])  # twins differ in timing
     assert a.pixel_values.shape == (6, 2, 3, 32, 32) and a.audio_values.shape == (6, 1, 32, 128)
+
+
+def test_pretrain_batches_carry_object_patches_and_the_singles_shape_variants():
+    config = PRESETS["tiny"]()
+    opts = pretrain.PretrainOptions(batch=6, twin_groups=1, twin_group_size=2, matching_batch=6, object_weight=5.0,
+                                    shape_weight=0.5)
+    batch = pretrain.make_batch(2, opts, config, CPU)  # 5 scenes per step: scene 10's twins, then scenes 11..14
+    geometry = inputs.clip_geometry(config)
+    clips = corpus.concat([corpus.timing_twins("train", 10, 2, CPU, **geometry),
+                           corpus.scene_batch("train", range(11, 15), CPU, **geometry)])
+    expected = object_patches(clips.meta, TokenLayout.from_config(config)).flatten(1).float()
+    assert torch.equal(batch.targets.on_objects, expected) and 0 < expected.mean() < 1
+    assert torch.equal(batch.targets.meta["centres"], clips.meta["centres"])
+    rows, rendered = batch.targets.shape_variants[0]
+    assert torch.equal(rows, torch.arange(2, 6))  # the singles' rows; every scene has a first object
+    assert torch.equal(rendered, corpus.scene_variants("train", range(11, 15), 0, "shape", CPU, **geometry))
+    plain = pretrain.make_batch(2, dataclasses.replace(opts, object_weight=0.0, shape_weight=0.0), config, CPU)
+    assert plain.targets.on_objects is None and not plain.targets.shape_variants
+    torch.testing.assert_close(plain.pixel_values, batch.pixel_values)
+
+
+def test_pretrain_step_adds_the_object_weight_and_the_shape_loss():
+    config = PRESETS["tiny"]()
+    opts = pretrain.PretrainOptions(batch=6, twin_groups=1, twin_group_size=2, matching_batch=6, object_weight=5.0,
+                                    shape_weight=0.5)
+    batch = pretrain.make_batch(0, opts, config, CPU)
+    plain_opts = dataclasses.replace(opts, object_weight=0.0, shape_weight=0.0)
+    plain_batch = pretrain.make_batch(0, plain_opts, config, CPU)
+    torch.manual_seed(0)
+    model, temperature = TvltForPreTraining(config), objectives.Temperature()
+
+    def step(b, o):
+        torch.manual_seed(1)  # the same random video mask
+        return pretrain.pretrain_step(model, temperature, b, 0.5, o)
+
+    levered, plain = step(batch, opts), step(plain_batch, plain_opts)
+    assert "shape" in levered.values and float(levered.values["shape"]) > 0 and "shape" not in plain.values
+    assert levered.values["mae_video"] != plain.values["mae_video"]  # same masks, objects weigh more
+    torch.testing.assert_close(levered.values["contrastive"], plain.values["contrastive"])
+    unweighted = step(batch, dataclasses.replace(opts, object_weight=0.0))  # variants carried, objects not weighed
+    torch.testing.assert_close(unweighted.values["mae_video"], plain.values["mae_video"])
+
+
+def test_pretrain_continues_from_an_init_and_records_it(pretrain_run, tmp_path):
+    out = str(tmp_path)
+    flags = ["--out", out, "--init", pretrain_run, *TINY_PRETRAIN, "--object-weight", "5", "--shape-weight", "0.5",
+             "--mae-probe-clips", "4", "--contrastive-scale", "30"]
+    main(["pretrain", "--steps", "1", *flags])
+    state = read_checkpoint(out)
+    assert state["args"]["init"] == pretrain_run and state["args"]["init_provenance"]["steps"] == 3
+    assert state["modules"]["temperature"]["log_scale"].item() == pytest.approx(math.log(30), abs=1e-2)
+    main(["pretrain", "--steps", "2", "--resume", *flags])
+    state = read_checkpoint(out)
+    assert state["progress"]["step"] == 2 and state["args"]["init"] == pretrain_run
+    for key in ("shape", "mae_video", "contrastive", "probe_emb_r1", "probe_shape_shown", "probe_object_ratio"):
+        values = _log_values(os.path.join(out, "train.log"), key)
+        assert values and all(math.isfinite(v) for v in values), key
+
+
+def test_pretrain_starts_from_the_init_weights(pretrain_run, tmp_path):
+    main(["pretrain", "--out", str(tmp_path), "--steps", "1", "--lr", "0", "--init", pretrain_run, *TINY_PRETRAIN])
+    continued = TvltForPreTraining.from_pretrained(os.path.join(tmp_path, "export")).state_dict()
+    initial = TvltForPreTraining.from_pretrained(os.path.join(pretrain_run, "export")).state_dict()
+    assert continued.keys() == initial.keys()
+    for key, value in initial.items():  # a step at learning rate 0 leaves the init's weights
+        torch.testing.assert_close(continued[key], value, msg=key)
 
 
 # ---------------------------------------------------------------- objectives and schedule
@@ -288,7 +354,7 @@ def test_deepened_decoder_reconstructs_exactly_as_before():
     model = TvltForPreTraining(PRESETS["tiny"]()).eval()
     deeper = refine_mae.deepen_decoder(model, 2).eval()
     assert len(deeper.decoder.decoder_layers) == len(model.decoder.decoder_layers) + 2
-    pixel_values, audio_values = pretrain.scene_inputs("val", [0, 1], model.config, CPU)
+    pixel_values, audio_values = inputs.scene_inputs("val", [0, 1], model.config, CPU)
     video_spec, audio_spec = default_masking(model.config, seed=3)
     before = reconstruct(model, pixel_values, audio_values, video_spec, audio_spec)
     after = reconstruct(deeper, pixel_values, audio_values, video_spec, audio_spec)
@@ -300,9 +366,9 @@ def test_refine_batches_weigh_the_patches_on_objects():
     config = PRESETS["tiny"]()
     opts = refine_mae.RefineOptions(batch=4, object_weight=5.0)
     batch = refine_mae.make_batch(0, opts, config, CPU)
-    clips = corpus.scene_batch("train", range(4), CPU, **pretrain.clip_geometry(config))
+    clips = corpus.scene_batch("train", range(4), CPU, **inputs.clip_geometry(config))
     expected = object_patches(clips.meta, TokenLayout.from_config(config)).flatten(1).float()
-    assert torch.equal(batch.on_objects, expected) and 0 < expected.mean() < 1
+    assert torch.equal(batch.targets.on_objects, expected) and 0 < expected.mean() < 1
     torch.manual_seed(0)
     model = TvltForPreTraining(config)
     weighted = refine_mae.refine_step(model, batch, opts).values["mae_video"]
@@ -320,12 +386,12 @@ def test_refine_batches_carry_shape_variants_and_the_step_adds_the_shape_loss():
     config = PRESETS["tiny"]()
     opts = refine_mae.RefineOptions(batch=4, shape_weight=0.5)
     batch = refine_mae.make_batch(1, opts, config, CPU)  # step 1: scenes 4..7 of the training split
-    geometry = pretrain.clip_geometry(config)
-    clips, rendered = batch.shape_variants[0]
+    geometry = inputs.clip_geometry(config)
+    clips, rendered = batch.targets.shape_variants[0]
     assert torch.equal(clips, torch.arange(4))  # every scene has a first object
     assert torch.equal(rendered, corpus.scene_variants("train", range(4, 8), 0, "shape", CPU, **geometry))
-    for slot, (present, variants) in batch.shape_variants.items():
-        assert (batch.meta["shape"][present, slot] >= 0).all()
+    for slot, (present, variants) in batch.targets.shape_variants.items():
+        assert (batch.targets.meta["shape"][present, slot] >= 0).all()
         scenes_of_slot = [4 + i for i in present.tolist()]
         assert torch.equal(variants, corpus.scene_variants("train", scenes_of_slot, slot, "shape", CPU, **geometry))
     model = TvltForPreTraining(config)
@@ -336,4 +402,4 @@ def test_refine_batches_carry_shape_variants_and_the_step_adds_the_shape_loss():
     plain = refine_mae.refine_step(model, batch, dataclasses.replace(opts, shape_weight=0.0))
     expected = plain.loss + opts.shape_weight * output.values["shape"]
     torch.testing.assert_close(output.loss.detach(), expected.detach())
-    assert not refine_mae.make_batch(1, dataclasses.replace(opts, shape_weight=0.0), config, CPU).shape_variants
+    assert not refine_mae.make_batch(1, dataclasses.replace(opts, shape_weight=0.0), config, CPU).targets.shape_variants

@@ -151,7 +151,8 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     from tvlt.train import pretrain
 
     opts = _options(args, pretrain.PretrainOptions)
-    model, progress = pretrain.run(_config(args), opts, _settings(args), pick_device(args.device))
+    config = _config(args) if args.resume else _init_config(args.init, args.config)
+    model, progress = pretrain.run(config, opts, _settings(args), pick_device(args.device), args.init)
     _finish(model, progress, args, "pretrain")
 
 
@@ -221,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pretrain", help="contrastive + MAE + matching pretraining on procedural scenes")
     _add_loop_flags(p, lr=5e-4, warmup=300)
     _add_options(p, PretrainOptions)
+    p.add_argument("--init", default=None, help="continue from this pretraining run or export (default: from scratch)")
     p.set_defaults(func=cmd_pretrain)
     f = sub.add_parser("finetune-sentiment", help="sentiment regression on talking faces")
     _add_loop_flags(f, lr=2e-4, warmup=100)

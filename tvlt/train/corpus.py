@@ -50,7 +50,7 @@ def _spec(image_size: int, num_frames: int, duration: float, sampling_rate: int)
     return ClipSpec(image_size=image_size, num_frames=num_frames, duration=duration, sampling_rate=sampling_rate)
 
 
-def _concat(parts: list[ClipBatch]) -> ClipBatch:
+def concat(parts: list[ClipBatch]) -> ClipBatch:
     """Clips of several batches, in order."""
     if len(parts) == 1:
         return parts[0]
@@ -62,7 +62,7 @@ def _concat(parts: list[ClipBatch]) -> ClipBatch:
 
 def _chunked(render: Callable[..., ClipBatch], spec: ClipSpec, *rows: torch.Tensor) -> ClipBatch:
     """render(*row_chunks, spec) over the batch chunks of `_row_chunks`."""
-    return _concat([render(*chunk, spec) for chunk in _row_chunks(*rows)])
+    return concat([render(*chunk, spec) for chunk in _row_chunks(*rows)])
 
 
 def _row_chunks(*rows: torch.Tensor) -> Iterator[tuple[torch.Tensor, ...]]:

@@ -25,7 +25,7 @@ from tvlt.retrieval import (
 from tvlt.train import corpus
 from tvlt.train.export import read_provenance
 from tvlt.train.objectives import BLANK_AUDIO, BLANK_PIXEL, blank_modality
-from tvlt.train.pretrain import clip_geometry, face_inputs, model_inputs, twin_inputs
+from tvlt.train.inputs import clip_geometry, face_inputs, model_inputs, twin_inputs
 from tvlt.train.recognition import MOSTLY_HIDDEN, recognition_table
 
 SPLIT = "test"
@@ -255,6 +255,18 @@ def mae_table(model: TvltForPreTraining, clips: corpus.ClipBatch, seed: int) -> 
     metrics = {"video mask": f"{video_spec.kind} {video_spec.ratio:.0%}", "audio mask": f"{audio_spec.kind} {audio_spec.ratio:.0%}",
                "clips": len(pixel_values), "video": video_table, "audio": audio_table, "object ratio": ratio}
     return metrics, MaeRun(pixel_values, result, video_predictions)
+
+
+def mae_probe(model: TvltForPreTraining, split: str, indices: list[int], device: torch.device) -> dict[str, float]:
+    """A training-time check on scenes `indices` of `split`: masked-patch MSE (video on object patches, and its ratio
+    to the better baseline; all video; audio) and the share of mostly hidden object frames whose shape and colour
+    the reconstruction shows."""
+    metrics, _ = mae_metrics(model, split, indices, 0, device)
+    on_objects, shown = metrics["video"]["masked on objects"], metrics["recognition"]
+    return {"video_objects": on_objects["model"], "object_ratio": metrics["object ratio"],
+            "video_all": metrics["video"]["all masked"]["model"], "audio_all": metrics["audio"]["all masked"]["model"],
+            "shape_shown": shown["shape"]["mostly hidden"]["model"],
+            "colour_shown": shown["colour"]["mostly hidden"]["model"]}
 
 
 # ---------------------------------------------------------------- figure

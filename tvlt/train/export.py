@@ -63,10 +63,10 @@ def validation_rmse(model: nn.Module, num_clips: int = CALIBRATION_CLIPS) -> flo
     """Root-mean-square error of a sentiment model on the validation split (never the test split)."""
     import torch
 
-    from tvlt.train import finetune, pretrain
+    from tvlt.train import finetune, inputs
 
     with torch.no_grad():
-        clips = pretrain.face_inputs(finetune.PROBE_SPLIT, list(range(num_clips)), model.config, torch.device("cpu"))
+        clips = inputs.face_inputs(finetune.PROBE_SPLIT, list(range(num_clips)), model.config, torch.device("cpu"))
         mse = finetune.probe(model, finetune.FaceBatch(*clips, step=-1))["mse"]
     return round(mse ** 0.5, 4)
 

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from tvlt.config import TvltConfig
 from tvlt.modeling import TvltForAudioVisualClassification
-from tvlt.train import pretrain
+from tvlt.train import inputs
 from tvlt.train.loop import LoopSettings, Progress, StepOutput, load_weights, step_seed, train
 from tvlt.train.objectives import blank_modality
 
@@ -47,7 +47,7 @@ class FaceBatch:
 
 def make_batch(step: int, opts: FinetuneOptions, config: TvltConfig, device: torch.device) -> FaceBatch:
     indices = list(range(step * opts.batch, (step + 1) * opts.batch))
-    pixel_values, audio_values, labels = pretrain.face_inputs("train", indices, config, device)
+    pixel_values, audio_values, labels = inputs.face_inputs("train", indices, config, device)
     return FaceBatch(pixel_values, audio_values, labels, step)
 
 
@@ -88,7 +88,7 @@ def run(
     if init and not settings.resume:
         load_weights(model, init)  # pretraining-only heads dropped, the classifier stays fresh
     model.to(device)
-    held_out = pretrain.face_inputs(PROBE_SPLIT, list(range(opts.probe_clips)), config, device)
+    held_out = inputs.face_inputs(PROBE_SPLIT, list(range(opts.probe_clips)), config, device)
     probe_clips = FaceBatch(*held_out, step=-1)
     settings = dataclasses.replace(settings, args={**settings.args, "config": model.config.to_dict(),
                                                    "finetune": dataclasses.asdict(opts), "init": init})

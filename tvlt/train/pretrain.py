@@ -9,6 +9,10 @@ One step on a batch of B train clips, some in groups of timing twins (same objec
 3. matching: each audio is paired with its own video or a negative (random, timing twin, or one of the
    `hard_k` most similar videos by the current embeddings), joint pass, BCE on `matching_head`. Its weight
    ramps in linearly from schedule fraction `matching_start` over `matching_ramp`.
+
+`--init` starts from a trained model instead (continued pretraining); `object_weight` and `shape_weight` then
+add refine-mae's MAE levers (see `tvlt.train.refine_mae`) while all three objectives keep the encoder serving
+retrieval and matching. The shape loss applies to the single scenes only (twins cannot be re-rendered by index).
 """
 
 from __future__ import annotations
@@ -19,14 +23,16 @@ from typing import Optional
 
 import torch
 
-from tvlt.audio import HOP_LENGTH, N_MELS, SAMPLING_RATE, log_mel_spectrogram
 from tvlt.config import TvltConfig
 from tvlt.layout import TokenLayout
 from tvlt.masking import MaskSpec, generate_batch_mask
 from tvlt.modeling import TvltForPreTraining, TvltModelOutput
 from tvlt.retrieval import embed_audio, embed_video
-from tvlt.train import corpus
-from tvlt.train.loop import LoopSettings, Progress, StepOutput, step_seed, train
+from tvlt.train import corpus, recognition
+from tvlt.train.evaluate import mae_probe, object_patches
+from tvlt.train.export import read_provenance
+from tvlt.train.inputs import clip_geometry, model_inputs, scene_inputs, twin_inputs
+from tvlt.train.loop import LoopSettings, Progress, StepOutput, load_weights, read_checkpoint, step_seed, train
 from tvlt.train.objectives import NegativeMix, Temperature, info_nce, masked_mse, matching_bce, matching_pairs
 
 PROBE_SPLIT = "val"
@@ -42,6 +48,10 @@ class PretrainOptions:
     twin_group_size: int = 8
     contrastive_weight: float = 1.0
     mae_weight: float = 5.0  # MAE losses are ~0.04: at weight 1 the encoder barely served reconstruction
+    object_weight: float = 0.0  # extra weight of hidden video patches on a visible object (as refine-mae's)
+    shape_weight: float = 0.0  # weight of the shape loss on the single scenes (not scaled by mae_weight); 0: none
+    shape_temperature: float = 0.1
+    contrastive_scale: float = 1 / 0.07  # initial contrastive logit scale (an export does not carry the trained one)
     matching_weight: float = 1.0
     matching_start: float = 0.15  # schedule fraction where matching begins
     matching_ramp: float = 0.1  # schedule fraction over which its weight ramps up to matching_weight
@@ -52,6 +62,7 @@ class PretrainOptions:
     hard_k: int = 8
     video_mask: str = "random"  # MAE video masking: "random" patches (TVLT's) or "tube"
     probe_clips: int = 100  # held-out clips for the retrieval probe
+    mae_probe_clips: int = 0  # held-out scenes for the MAE and recognition probe (0: none)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -62,6 +73,10 @@ class PretrainOptions:
         if not 2 <= self.matching_batch <= self.batch:
             raise ValueError(f"matching_batch must be in [2, batch={self.batch}], got {self.matching_batch}")
         NegativeMix(self.neg_random, self.neg_twin, self.neg_hard)  # validates the fractions
+        if min(self.object_weight, self.shape_weight, self.mae_probe_clips) < 0:
+            raise ValueError("object_weight, shape_weight and mae_probe_clips must be >= 0")
+        if self.shape_temperature <= 0 or self.contrastive_scale <= 0:
+            raise ValueError("shape_temperature and contrastive_scale must be > 0")
 
     @property
     def negative_mix(self) -> NegativeMix:
@@ -76,42 +91,24 @@ class PretrainOptions:
 
 
 @dataclass
+class SceneTargets:
+    """What the MAE losses need besides the inputs: where the objects are and their shape variants."""
+
+    on_objects: Optional[torch.Tensor]  # (B, Nv) float: 1 where the patch overlaps a visible object; None: unweighted
+    meta: dict[str, torch.Tensor]  # the clips' corpus meta
+    shape_variants: dict[int, tuple[torch.Tensor, torch.Tensor]]  # `recognition.slot_variants`; empty: no shape loss
+
+
+@dataclass
 class PretrainBatch:
     pixel_values: torch.Tensor  # (B, T, C, H, W)
     audio_values: torch.Tensor  # (B, 1, S, F)
     twin_of: torch.Tensor  # (B,) long: batch index of the clip's timing twin, -1 if none
     step: int
+    targets: SceneTargets
 
 
 # ---------------------------------------------------------------- data
-def clip_geometry(config: TvltConfig) -> dict[str, float]:
-    """corpus keyword arguments that render clips of the config's input size (S * 512 samples -> S frames)."""
-    if config.frequency_length != N_MELS:
-        raise ValueError(f"frequency_length must be {N_MELS} (the log-mel bins), got {config.frequency_length}")
-    return dict(image_size=config.image_size, num_frames=config.num_frames,
-                duration=config.spectrogram_length * HOP_LENGTH / SAMPLING_RATE)
-
-
-def model_inputs(clips: corpus.ClipBatch) -> tuple[torch.Tensor, torch.Tensor]:
-    """pixel_values (B, T, 3, H, W) in [-1, 1], audio_values (B, 1, S, F) in [-1, 1], on the clips' device."""
-    return corpus.to_model_inputs(clips, log_mel_spectrogram)
-
-
-def scene_inputs(split: str, indices: list[int], config: TvltConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    return model_inputs(corpus.scene_batch(split, indices, device, **clip_geometry(config)))
-
-
-def twin_inputs(split: str, index: int, count: int, config: TvltConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """`count` clips with the objects of scene `index` (the first is the scene itself), each with other timing."""
-    return model_inputs(corpus.timing_twins(split, index, count, device, **clip_geometry(config)))
-
-
-def face_inputs(split: str, indices: list[int], config: TvltConfig, device: torch.device) -> tuple[torch.Tensor, ...]:
-    """Talking faces -> (pixel_values, audio_values, labels (B,) in [-3, 3])."""
-    clips = corpus.face_batch(split, indices, device, **clip_geometry(config))
-    return (*model_inputs(clips), clips.labels)
-
-
 def make_batch(step: int, opts: PretrainOptions, config: TvltConfig, device: torch.device) -> PretrainBatch:
     """B distinct train scenes per step, deterministic in `step`: `twin_groups` groups of `twin_group_size`
     timing twins (group g starts at scene index n*step + g, n = clips of new scenes per step) first, then
@@ -119,13 +116,28 @@ def make_batch(step: int, opts: PretrainOptions, config: TvltConfig, device: tor
     G, K = opts.twin_groups, opts.twin_group_size
     num_scenes = opts.batch - G * (K - 1)  # scene indices used per step
     indices = list(range(step * num_scenes, (step + 1) * num_scenes))
-    parts = [twin_inputs("train", index, K, config, device) for index in indices[:G]]
-    parts.append(scene_inputs("train", indices[G:], config, device))
-    pixel_values, audio_values = torch.cat([p for p, _ in parts]), torch.cat([a for _, a in parts])
+    geometry = clip_geometry(config)
+    singles = corpus.scene_batch("train", indices[G:], device, **geometry)
+    clips = corpus.concat([*(corpus.timing_twins("train", index, K, device, **geometry) for index in indices[:G]),
+                           singles])
     twin_of = torch.full((opts.batch,), -1, dtype=torch.long, device=device)
     member = torch.arange(G * K, device=device)
     twin_of[: G * K] = member - member % K + (member + 1) % K
-    return PretrainBatch(pixel_values, audio_values, twin_of, step)
+    return PretrainBatch(*model_inputs(clips), twin_of, step, scene_targets(clips, singles, indices[G:], opts, config))
+
+
+def scene_targets(clips: corpus.ClipBatch, singles: corpus.ClipBatch, single_indices: list[int], opts: PretrainOptions,
+                  config: TvltConfig) -> SceneTargets:
+    """Targets of a batch `clips` ending in `singles` (train scenes `single_indices`): object patches when
+    `object_weight` is set, shape variants of the singles when `shape_weight` is."""
+    layout = TokenLayout.from_config(config)
+    on_objects = object_patches(clips.meta, layout).flatten(1).float() if opts.object_weight else None
+    variants = {}
+    if opts.shape_weight:
+        variants = recognition.slot_variants("train", single_indices, singles.meta["shape"], "shape",
+                                             singles.frames.device, len(clips.frames) - len(singles.frames),
+                                             **clip_geometry(config))
+    return SceneTargets(on_objects, clips.meta, variants)
 
 
 # ---------------------------------------------------------------- losses
@@ -144,16 +156,22 @@ def step_video_mask(kind: str, config: TvltConfig, batch: int, seed: int, device
     return tube_mask(config, batch, config.pixel_mask_ratio, seed, device)
 
 
-def mae_losses(
-    model: TvltForPreTraining, pixel_values: torch.Tensor, audio_values: torch.Tensor, pixel_is_masked: Optional[torch.Tensor]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One masked joint pass -> (video, audio) MAE losses on the hidden patches.
-
-    pixel_is_masked: bool (B, Nv) explicit video mask, or None for random masking at the config ratio.
-    """
-    output = model.tvlt(pixel_values, audio_values, mask_pixel=True, mask_audio=True, pixel_is_masked=pixel_is_masked)
-    return masked_patch_losses(TokenLayout.from_config(model.config), model.decode(output), output, pixel_values,
-                               audio_values)
+def reconstruction_losses(
+    model: TvltForPreTraining, output: TvltModelOutput, pixel_values: torch.Tensor, audio_values: torch.Tensor,
+    targets: SceneTargets, object_weight: float, shape_temperature: float,
+) -> dict[str, torch.Tensor]:
+    """Decode a masked encoder `output` -> "mae_video" (hidden patches on objects weighing 1 + object_weight when
+    the targets carry them), "mae_audio", and "shape" (`recognition.alternatives_loss`) when they carry variants."""
+    layout = TokenLayout.from_config(model.config)
+    predictions = model.decode(output)  # (B, Nv, P), (B, Na, Pa)
+    weight = None if targets.on_objects is None else 1 + object_weight * targets.on_objects
+    video, audio = masked_patch_losses(layout, predictions, output, pixel_values, audio_values, pixel_weight=weight)
+    losses = {"mae_video": video, "mae_audio": audio}
+    if targets.shape_variants:
+        losses["shape"] = recognition.patch_alternatives_loss(layout, predictions[0], output.pixel_label_masks > 0,
+                                                              targets.meta, "shape", targets.shape_variants,
+                                                              shape_temperature)
+    return losses
 
 
 def masked_patch_losses(
@@ -201,10 +219,15 @@ def pretrain_step(
     audio = embed_audio(model, batch.audio_values)  # (B, D)
     contrastive, batch_r1 = info_nce(video, audio, temperature())
     pixel_is_masked = step_video_mask(opts.video_mask, model.config, len(video), seed, video.device)
-    mae_video, mae_audio = mae_losses(model, batch.pixel_values, batch.audio_values, pixel_is_masked)
-    loss = opts.contrastive_weight * contrastive + opts.mae_weight * (mae_video + mae_audio)
-    values = {"contrastive": contrastive.detach(), "batch_r1": batch_r1, "mae_video": mae_video.detach(),
-              "mae_audio": mae_audio.detach(), "temperature": 1 / temperature().detach()}
+    output = model.tvlt(batch.pixel_values, batch.audio_values, mask_pixel=True, mask_audio=True,
+                        pixel_is_masked=pixel_is_masked)
+    mae = reconstruction_losses(model, output, batch.pixel_values, batch.audio_values, batch.targets,
+                                opts.object_weight, opts.shape_temperature)
+    loss = opts.contrastive_weight * contrastive + opts.mae_weight * (mae["mae_video"] + mae["mae_audio"])
+    if "shape" in mae:
+        loss = loss + opts.shape_weight * mae["shape"]
+    values = {"contrastive": contrastive.detach(), "batch_r1": batch_r1, "temperature": 1 / temperature().detach(),
+              **{name: value.detach() for name, value in mae.items()}}
     scale = opts.matching_scale(fraction)
     if scale > 0:
         similarity = (audio @ video.T).detach()  # (B_audio, B_video)
@@ -248,15 +271,25 @@ def probe(model: TvltForPreTraining, probe_clips: ProbeSet, chunk: int = 64) -> 
 
 # ---------------------------------------------------------------- run
 def run(
-    config: TvltConfig, opts: PretrainOptions, settings: LoopSettings, device: torch.device
+    config: TvltConfig, opts: PretrainOptions, settings: LoopSettings, device: torch.device, init: Optional[str] = None
 ) -> tuple[TvltForPreTraining, Progress]:
-    """Pretrain (or resume, per `settings.resume`) and return the model (eval mode) and the progress."""
+    """Pretrain (or resume, per `settings.resume`) and return the model (eval mode) and the progress. `init`, a
+    pretraining run or export whose config `config` is, gives the starting weights (ignored on resume)."""
     torch.manual_seed(opts.seed)
-    model = TvltForPreTraining(config).to(device)
-    temperature = Temperature().to(device)
+    model = TvltForPreTraining(config)
+    args = {"config": config.to_dict(), "pretrain": dataclasses.asdict(opts)}
+    if settings.resume:  # the init and its provenance as they were when the run began
+        stored = read_checkpoint(settings.out_dir)["args"]
+        args.update({key: stored[key] for key in ("init", "init_provenance") if key in stored})
+    elif init:
+        load_weights(model, init)
+        args.update(init=init, init_provenance=read_provenance(init))
+    model.to(device)
+    temperature = Temperature(opts.contrastive_scale).to(device)
     modules = {"model": model, "temperature": temperature}
     probe_clips = probe_set(config, opts.probe_clips, device)
-    settings = dataclasses.replace(settings, args={**settings.args, "config": config.to_dict(), "pretrain": dataclasses.asdict(opts)})
+    mae_indices = list(range(opts.mae_probe_clips))
+    settings = dataclasses.replace(settings, args={**settings.args, **args})
     progress = train(
         modules,
         make_batch=lambda step: make_batch(step, opts, config, device),
@@ -264,6 +297,7 @@ def run(
         batch_size=lambda batch: len(batch.pixel_values),
         settings=settings,
         device=device,
-        probe=lambda: probe(model, probe_clips),
+        probe=lambda: {**probe(model, probe_clips),
+                       **(mae_probe(model, PROBE_SPLIT, mae_indices, device) if mae_indices else {})},
     )
     return model.eval(), progress

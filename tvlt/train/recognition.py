@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from tvlt.attention import upsample_grid
+from tvlt.layout import TokenLayout
 from tvlt.train import corpus, scenes
 from tvlt.train.corpus import VARIANT_ATTRIBUTES
 
@@ -68,6 +70,29 @@ def alternatives_loss(frames: torch.Tensor, hidden: torch.Tensor, meta: dict[str
     if not sum(len(part) for part in truths):
         return frames.sum() * 0.0  # keeps the graph (and the device) for the caller's sum
     return F.cross_entropy(torch.cat(logits), torch.cat(truths))
+
+
+def slot_variants(split: str, indices: Sequence[int], codes: torch.Tensor, attribute: str, device: torch.device,
+                  first_row: int = 0, **geometry: float) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    """The `variants` of `alternatives_loss` for scenes `indices` of `split`, whose `attribute` codes are
+    `codes` (len(indices), O) (-1: unused slot) and which sit at batch rows first_row, first_row + 1, ...:
+    slot -> (batch rows using the slot (B',) int64, their `corpus.scene_variants` (K, B', T, H, W, 3) uint8)."""
+    variants = {}
+    for slot in range(codes.shape[1]):
+        present = (codes[:, slot] >= 0).nonzero().flatten()  # (B',)
+        if len(present):
+            variants[slot] = (present + first_row, corpus.scene_variants(
+                split, [indices[i] for i in present.tolist()], slot, attribute, device, **geometry))
+    return variants
+
+
+def patch_alternatives_loss(layout: TokenLayout, pixel_predictions: torch.Tensor, pixel_is_hidden: torch.Tensor,
+                            meta: dict[str, torch.Tensor], attribute: str,
+                            variants: dict[int, tuple[torch.Tensor, torch.Tensor]], temperature: float) -> torch.Tensor:
+    """`alternatives_loss` on a decoder's patch predictions (B, Nv, P); pixel_is_hidden (B, Nv) bool."""
+    grid = pixel_is_hidden.view(-1, layout.num_frames, layout.grid_rows, layout.grid_cols)
+    return alternatives_loss(layout.unpatchify_video(pixel_predictions), upsample_grid(grid, layout.image_patch_size),
+                             meta, attribute, variants, temperature)
 
 
 def recognition_table(predictions: dict[str, torch.Tensor], hidden: torch.Tensor, meta: dict[str, torch.Tensor],

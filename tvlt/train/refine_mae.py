@@ -28,12 +28,11 @@ from dataclasses import dataclass
 
 import torch
 
-from tvlt.attention import upsample_grid
 from tvlt.config import TvltConfig
 from tvlt.layout import TokenLayout
 from tvlt.modeling import TvltForPreTraining
-from tvlt.train import corpus, pretrain, recognition, scenes
-from tvlt.train.evaluate import mae_metrics, object_patches
+from tvlt.train import corpus, inputs, pretrain, recognition
+from tvlt.train.evaluate import mae_probe, object_patches
 from tvlt.train.export import read_provenance
 from tvlt.train.loop import LoopSettings, Progress, StepOutput, load_weights, read_checkpoint, step_seed, train
 
@@ -65,24 +64,18 @@ class RefineOptions:
 class SceneBatch:
     pixel_values: torch.Tensor  # (B, T, C, H, W)
     audio_values: torch.Tensor  # (B, 1, S, F)
-    on_objects: torch.Tensor  # (B, Nv) float: 1 where the patch overlaps a visible object
     step: int
-    meta: dict[str, torch.Tensor]  # the scenes' corpus meta
-    shape_variants: dict[int, tuple[torch.Tensor, torch.Tensor]]  # slot -> (clips with it, their shape variants)
+    targets: pretrain.SceneTargets  # object patches always; shape variants when shape_weight is set
 
 
 def make_batch(step: int, opts: RefineOptions, config: TvltConfig, device: torch.device) -> SceneBatch:
     indices = list(range(step * opts.batch, (step + 1) * opts.batch))
-    geometry = pretrain.clip_geometry(config)
+    geometry = inputs.clip_geometry(config)
     clips = corpus.scene_batch("train", indices, device, **geometry)
     on_objects = object_patches(clips.meta, TokenLayout.from_config(config)).flatten(1).float()
-    variants = {}
-    for slot in range(scenes.MAX_OBJECTS if opts.shape_weight else 0):
-        present = (clips.meta["shape"][:, slot] >= 0).nonzero().flatten()  # (B',)
-        if len(present):
-            variants[slot] = (present, corpus.scene_variants("train", [indices[i] for i in present.tolist()], slot,
-                                                             "shape", device, **geometry))
-    return SceneBatch(*pretrain.model_inputs(clips), on_objects, step, clips.meta, variants)
+    variants = recognition.slot_variants("train", indices, clips.meta["shape"], "shape", device, **geometry) \
+        if opts.shape_weight else {}
+    return SceneBatch(*inputs.model_inputs(clips), step, pretrain.SceneTargets(on_objects, clips.meta, variants))
 
 
 def deepen_decoder(model: TvltForPreTraining, extra: int) -> TvltForPreTraining:
@@ -120,29 +113,10 @@ def refine_step(model: TvltForPreTraining, batch: SceneBatch, opts: RefineOption
         model.tvlt.eval()  # frozen: no dropout noise in its features either
         output = model.tvlt(batch.pixel_values, batch.audio_values, mask_pixel=True, mask_audio=True,
                             pixel_is_masked=pixel_is_masked)
-    layout = TokenLayout.from_config(model.config)
-    predictions = model.decode(output)  # (B, Nv, P), (B, Na, Pa)
-    video, audio = pretrain.masked_patch_losses(layout, predictions, output, batch.pixel_values, batch.audio_values,
-                                                pixel_weight=1 + opts.object_weight * batch.on_objects)
-    loss, values = video + opts.audio_weight * audio, {"mae_video": video.detach(), "mae_audio": audio.detach()}
-    if batch.shape_variants:
-        grid = output.pixel_label_masks.view(-1, layout.num_frames, layout.grid_rows, layout.grid_cols) > 0
-        shape = recognition.alternatives_loss(layout.unpatchify_video(predictions[0]),
-                                              upsample_grid(grid, layout.image_patch_size), batch.meta, "shape",
-                                              batch.shape_variants, opts.shape_temperature)
-        loss, values = loss + opts.shape_weight * shape, {**values, "shape": shape.detach()}
-    return StepOutput(loss, values)
-
-
-def probe(model: TvltForPreTraining, indices: list[int], device: torch.device) -> dict[str, float]:
-    """Held-out masked-patch MSE (video on object patches, and its ratio to the better baseline; audio) and the
-    share of mostly hidden object frames whose shape and colour the reconstruction shows."""
-    metrics, _ = mae_metrics(model, PROBE_SPLIT, indices, 0, device)
-    on_objects, shown = metrics["video"]["masked on objects"], metrics["recognition"]
-    return {"video_objects": on_objects["model"], "object_ratio": metrics["object ratio"],
-            "video_all": metrics["video"]["all masked"]["model"], "audio_all": metrics["audio"]["all masked"]["model"],
-            "shape_shown": shown["shape"]["mostly hidden"]["model"],
-            "colour_shown": shown["colour"]["mostly hidden"]["model"]}
+    losses = pretrain.reconstruction_losses(model, output, batch.pixel_values, batch.audio_values, batch.targets,
+                                            opts.object_weight, opts.shape_temperature)
+    loss = losses["mae_video"] + opts.audio_weight * losses["mae_audio"] + opts.shape_weight * losses.get("shape", 0.0)
+    return StepOutput(loss, {name: value.detach() for name, value in losses.items()})
 
 
 def run(
@@ -173,6 +147,6 @@ def run(
         batch_size=lambda batch: len(batch.pixel_values),
         settings=settings,
         device=device,
-        probe=lambda: probe(model, list(range(opts.probe_clips)), device),
+        probe=lambda: mae_probe(model, PROBE_SPLIT, list(range(opts.probe_clips)), device),
     )
     return model.eval(), progress

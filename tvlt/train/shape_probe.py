@@ -21,7 +21,7 @@ from tvlt.modeling import TvltForPreTraining, restore_tokens
 from tvlt.train import corpus, scenes
 from tvlt.train.evaluate import object_cover
 from tvlt.train.loop import evaluating
-from tvlt.train.pretrain import clip_geometry, model_inputs
+from tvlt.train.inputs import clip_geometry, model_inputs
 
 STAGES = ("visible pixels", "encoder", "decoder at hidden")
 
