@@ -114,3 +114,21 @@ def test_a_refinement_of_a_refinement_reports_every_stage_in_order():
     text = evaluate.refinement_data([first, second])
     assert text.index("first on the MAE loss") < text.index("then, in a further run, on the MAE loss")
     assert "shape loss weighing 0.03" in text and text.count("weighing 26x") == 2 and "2 appended" in text
+
+
+def test_continued_pretraining_after_refinements_is_its_own_stage():
+    pretraining = {"steps": 10, "args": {"pretrain": {"batch": 256}}}
+    refined = {"steps": 5, "args": {"init_provenance": pretraining,
+                                    "refine_mae": {"object_weight": 25.0, "shape_weight": 0.03}}}
+    continued = {"steps": 4, "args": {"init_provenance": refined,
+                                      "pretrain": {"object_weight": 25.0, "shape_weight": 0.3}}}
+    stages = evaluate.pretraining_stages(continued)
+    assert list(stages) == ["pretraining", evaluate.REFINEMENT, evaluate.CONTINUED]
+    assert [stage["steps"] for stage in stages.values()] == [10, 5, 4]
+    text = evaluate.later_stages_data([refined, continued])
+    assert text.index("MAE decoder alone") < text.index("Then the whole model")
+    assert "the shape loss weighing 0.3 on the single scenes" in text and "retrieval and matching changed too" in text
+    assert text.count("a cross-entropy on telling") == 1  # explained once, at the refinement
+    alone = evaluate.later_stages_data([continued])
+    assert "MAE decoder alone" not in alone and "a shape loss weighing 0.3 on the single scenes: a cross-entropy" in alone
+    assert evaluate.later_stages_data([]) == ""

@@ -6,6 +6,7 @@ Every number in the card is computed here from the two exported directories and 
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from dataclasses import asdict, dataclass
@@ -347,17 +348,29 @@ def _compute_rows(provenances: dict[str, dict[str, Any]]) -> list[list[Any]]:
 
 
 REFINEMENT = "MAE decoder refinement"
+CONTINUED = "continued pretraining"
+STAGE_OPTIONS = {REFINEMENT: "refine_mae", CONTINUED: "pretrain"}  # where each kind's run keeps its options
+
+
+def stage_kind(record: dict[str, Any]) -> str:
+    """REFINEMENT for a `refine-mae` run, CONTINUED for a `pretrain --init` run (its args carry "pretrain")."""
+    return CONTINUED if "pretrain" in record.get("args", {}) else REFINEMENT
 
 
 def pretraining_stages(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """One provenance per stage, oldest first: a refined export (`refine-mae`) names the model it started from
-    (`init_provenance`), which may itself be a refinement."""
+    """One provenance per stage, oldest first: an export that started from another model (`refine-mae`, or
+    `pretrain --init`) names it (`init_provenance`), which may itself have started from another. Later stages are
+    named by kind, numbered when a kind occurs more than once."""
     chain = [record]
     while init := chain[0].get("args", {}).get("init_provenance"):
         chain.insert(0, init)
-    refinements = chain[1:]
-    names = [REFINEMENT] if len(refinements) == 1 else [f"{REFINEMENT} {k}" for k in range(1, len(refinements) + 1)]
-    return {"pretraining": chain[0], **dict(zip(names, refinements))}
+    kinds = [stage_kind(stage) for stage in chain[1:]]
+    seen: dict[str, int] = {}
+    names = []
+    for kind in kinds:
+        seen[kind] = seen.get(kind, 0) + 1
+        names.append(kind if kinds.count(kind) == 1 else f"{kind} {seen[kind]}")
+    return {"pretraining": chain[0], **dict(zip(names, chain[1:]))}
 
 
 def render_card(results: dict[str, Any], provenances: dict[str, dict[str, Any]], config: TvltConfig,
@@ -381,7 +394,8 @@ def render_card(results: dict[str, Any], provenances: dict[str, dict[str, Any]],
         f"{params['pretrain'] / 1e6:.2f} M, sentiment model {params['sentiment'] / 1e6:.2f} M. Files: "
         "`tvlt-small-pretrain/` (matching head + MAE decoder) and `tvlt-small-sentiment/` (regression head), "
         "transformers 4.40.2 format.",
-        "## Training data\n\n" + TRAINING_DATA + refinement_data([r for name, r in provenances.items() if name.startswith(REFINEMENT)]),
+        "## Training data\n\n" + TRAINING_DATA + later_stages_data(
+            [r for name, r in provenances.items() if name.startswith((REFINEMENT, CONTINUED))]),
         "## Compute\n\n" + _table(["model", "device", "wall time (min)", "steps", "clips seen", "git commit (when exported)"],
                                   _compute_rows(provenances)) + "\n\nCommands:\n\n" + (commands or "    not recorded"),
         f"## Audio -> video retrieval ({r['candidates']} test clips; each audio query ranks all videos)\n\n"
@@ -449,12 +463,31 @@ TRAINING_DATA = (
     "Train, validation and test clips come from disjoint seeds."
 )
 
-def refinement_data(records: list[dict[str, Any]]) -> str:
-    """What the `refine-mae` runs did, in order, from their provenance (empty without a refinement stage)."""
+def later_stages_data(records: list[dict[str, Any]]) -> str:
+    """What the stages after pretraining did, in order, from their provenance: each run of consecutive
+    `refine-mae` stages in one sentence, each `pretrain --init` stage in its own (empty without later stages)."""
+    text, shape_described = "", False
+    for kind, group in itertools.groupby(records, key=stage_kind):
+        group = list(group)
+        if kind == REFINEMENT:
+            text += refinement_data(group, shape_described)
+        for record in group if kind == CONTINUED else []:
+            text += (" Then the whole model (encoder, MAE decoder, matching head) was trained further on the three "
+                     "pretraining objectives" + _levers(record, "pretrain", shape_described)
+                     + ", so retrieval and matching changed too.")
+        shape_described |= any(any(_per_session(r, STAGE_OPTIONS[kind], "shape_weight")) for r in group)
+    return text
+
+
+def refinement_data(records: list[dict[str, Any]], shape_described: bool = False) -> str:
+    """What consecutive `refine-mae` runs did, in order, from their provenance (empty without one)."""
     if not records:
         return ""
     extra = sum(record.get("args", {}).get("refine_mae", {}).get("extra_decoder_layers", 0) for record in records)
-    runs = [_refinement_losses(record) for record in records]
+    runs = []
+    for record in records:
+        runs.append("on the MAE loss" + _levers(record, "refine_mae", shape_described))
+        shape_described |= any(_per_session(record, "refine_mae", "shape_weight"))
     if len(runs) > 1:
         runs = ["first " + runs[0], *[f"then, in a further run, {run}" for run in runs[1:]]]
     return (
@@ -465,26 +498,33 @@ def refinement_data(records: list[dict[str, Any]]) -> str:
     )
 
 
-def _refinement_losses(record: dict[str, Any]) -> str:
-    """The losses of one `refine-mae` run; a resumed run may change a weight: one per session, in order."""
-    def per_session(key: str) -> list[float]:
-        opts = record.get("args", {}).get("refine_mae", {})
-        values = [s["refine_mae"].get(key, 0.0) for s in record.get("session_options", []) if "refine_mae" in s]
-        return values or [opts.get(key, 0.0)]
+def _per_session(record: dict[str, Any], options: str, key: str) -> list[float]:
+    """Option `key` of a run's `options` ("refine_mae" or "pretrain"), one value per session in order (a resumed
+    run may change a weight)."""
+    values = [s[options].get(key, 0.0) for s in record.get("session_options", []) if options in s]
+    return values or [record.get("args", {}).get(options, {}).get(key, 0.0)]
 
+
+def _levers(record: dict[str, Any], options: str, shape_described: bool) -> str:
+    """", hidden video patches on a visible object weighing ...", ", plus a shape loss weighing ..." of one run
+    (each only when used; the shape loss explained unless `shape_described`)."""
     def weighing(values: list[float], unit: str = "") -> str:
         if len(set(values)) == 1:
             return f"{values[0]:g}{unit}"
         return ", then ".join(f"{v:g}{unit}" for v in values) + f" over its {len(values)} sessions"
 
-    objects, shapes = per_session("object_weight"), per_session("shape_weight")
-    text = "on the MAE loss"
+    objects, shapes = _per_session(record, options, "object_weight"), _per_session(record, options, "shape_weight")
+    text = ""
     if any(objects):
         text += f", hidden video patches on a visible object weighing {weighing([1 + w for w in objects], 'x')}"
     if any(shapes):
-        text += (f", plus a shape loss weighing {weighing(shapes)}: a cross-entropy on telling each hidden object's "
-                 "shape from its alternatives re-rendered in its place, by squared error on the hidden pixels (the "
-                 "training counterpart of the recognition table below, on training scenes)")
+        text += f", plus {'the' if shape_described else 'a'} shape loss weighing {weighing(shapes)}"
+        if options == "pretrain":
+            text += " on the single scenes"
+        if not shape_described:
+            text += (": a cross-entropy on telling each hidden object's shape from its alternatives re-rendered in its "
+                     "place, by squared error on the hidden pixels (the training counterpart of the recognition table "
+                     "below, on training scenes)")
     return text
 
 
