@@ -8,6 +8,7 @@ import math
 import os
 import shutil
 import signal
+import time
 
 import pytest
 import torch
@@ -278,17 +279,22 @@ def test_the_loop_checkpoints_during_a_session(tmp_path):
     assert open(tmp_path / loop.LOG_NAME).read().count("(every 1e-09 min)") == 5
 
 
-def test_sigterm_checkpoints_then_exits(tmp_path):
+def test_sigterm_finishes_the_step_checkpoints_then_exits(tmp_path):
     previous = signal.getsignal(signal.SIGTERM)
 
     def on_batch(step: int) -> None:
         if step == 2:
-            os.kill(os.getpid(), signal.SIGTERM)
+            try:  # code in a step that swallows every exception must not swallow the stop
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)  # the handler runs here
+            except BaseException:
+                pass
 
     with pytest.raises(SystemExit) as stopped:
         _toy_run(str(tmp_path), on_batch, checkpoint_minutes=0)  # so only the exit path saves
     assert stopped.value.code == 128 + signal.SIGTERM
-    assert read_checkpoint(str(tmp_path))["progress"]["step"] == 2  # steps 0 and 1 done, step 2 interrupted
+    assert read_checkpoint(str(tmp_path))["progress"]["step"] == 3  # step 2 (the third) finished, no more
+    assert "stopped by SIGTERM after step 3" in open(tmp_path / loop.LOG_NAME).read()
     assert signal.getsignal(signal.SIGTERM) is previous
 
 

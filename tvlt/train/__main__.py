@@ -6,7 +6,7 @@ each loss, lr; `probe_*` lines every `--probe-every` steps: held-out embedding R
 matching-head own-vs-timing-twin win rate), `provenance.json` and `export/` (transformers format). A session
 stops at `--minutes`, or when the schedule (`--steps` or `--total-minutes`, summed over sessions) ends, and
 then checkpoints and exports. It also checkpoints every `--checkpoint-minutes` (10) and on Ctrl-C or SIGTERM
-(then it exits without exporting), so `--resume` loses at most that much of a killed session. CUDA runs in bf16
+(SIGTERM lets the step in flight finish; then it exits without exporting), so `--resume` loses at most that much of a killed session. CUDA runs in bf16
 autocast with TF32; CPU in fp32.
 
 GPU (one H100; each command <= 10 min; only files copied into $OUT come back, each <= 16 MB, <= 8 files;

@@ -3,7 +3,7 @@
 A run is a directory: `checkpoint.pt` (one resumable file: modules, optimiser, step, clips seen, wall time,
 RNG states), `train.log` (one line per logged step) and `provenance.json`. `train()` stops cleanly at a
 step budget or a wall-clock budget, whichever comes first, and always leaves a checkpoint behind: at the end,
-on an exception, Ctrl-C or SIGTERM, and every `checkpoint_minutes` on the way, so even a killed process
+on an exception, Ctrl-C or SIGTERM (after the step in flight), and every `checkpoint_minutes` on the way, so even a killed process
 (SIGKILL, a lost machine) loses at most that much training.
 """
 
@@ -308,9 +308,10 @@ def train(
     session, probed = _Session(modules, optimizer, settings, device, progress, _Meter()), -1
     start = saved = time.perf_counter()
     deadline = start + settings.minutes * 60 if settings.minutes > 0 else math.inf
-    with _sigterm_exits():
+    with _sigterm_stops() as stop:
         try:
-            while (fraction := settings.fraction(progress, time.perf_counter() - start)) < 1 and time.perf_counter() < deadline:
+            while not stop and time.perf_counter() < deadline and \
+                    (fraction := settings.fraction(progress, time.perf_counter() - start)) < 1:
                 _one_step(session, make_batch, compute, batch_size, fraction)
                 if settings.checkpoint_minutes > 0 and time.perf_counter() - saved >= 60 * settings.checkpoint_minutes:
                     so_far = replace(progress, wall_seconds=progress.wall_seconds + time.perf_counter() - start)
@@ -328,6 +329,10 @@ def train(
                 log.metrics(progress.step, session.meter.flush())
             save_checkpoint(ckpt, modules, optimizer, progress, settings.args)
             log.write(f"saved {ckpt} at step {progress.step} ({progress.clips} clips, {progress.wall_seconds:.0f} s)")
+    if stop:
+        log.write(f"stopped by SIGTERM after step {progress.step}")
+        log.close()
+        raise SystemExit(128 + signal.SIGTERM)
     if probe is not None and probed != progress.step:
         log.metrics(progress.step, _run_probe(probe, modules))
     log.close()
@@ -335,22 +340,26 @@ def train(
 
 
 @contextlib.contextmanager
-def _sigterm_exits() -> Iterator[None]:
-    """While inside, SIGTERM (`kill`, a job scheduler) raises SystemExit(143) like Ctrl-C raises
-    KeyboardInterrupt, so the loop's `finally` checkpoints before the process ends. Signal handlers can only be
-    set from the main thread; elsewhere SIGTERM keeps its handler."""
+def _sigterm_stops() -> Iterator[list[int]]:
+    """While inside, SIGTERM (`kill`, a job scheduler) appends to the yielded list, so the loop stops after the
+    step in flight, checkpoints and exits with 143. A flag and not an exception raised from the handler: that
+    could land in any `except` or finaliser on the way and be swallowed. The first SIGTERM restores the previous
+    handler, so a second one ends the process at once. Signal handlers can only be set from the main thread;
+    elsewhere SIGTERM keeps its handler."""
+    received: list[int] = []
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield received
         return
-    previous = signal.signal(signal.SIGTERM, _exit_on_signal)
-    try:
-        yield
-    finally:
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        received.append(signum)
         signal.signal(signal.SIGTERM, previous)
 
-
-def _exit_on_signal(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _one_step(
