@@ -409,3 +409,24 @@ def test_refine_batches_carry_shape_variants_and_the_step_adds_the_shape_loss():
     expected = plain.loss + opts.shape_weight * output.values["shape"]
     torch.testing.assert_close(output.loss.detach(), expected.detach())
     assert not refine_mae.make_batch(1, dataclasses.replace(opts, shape_weight=0.0), config, CPU).targets.shape_variants
+
+
+def test_lr_scales_give_the_encoder_its_own_learning_rate():
+    model = TvltForPreTraining(PRESETS["tiny"]())
+    optimizer = loop.build_optimizer({"model": model}, 1e-3, 0.05, {"model.tvlt.": 0.1})
+    scale_of = {id(p): group["lr_scale"] for group in optimizer.param_groups for p in group["params"]}
+    for name, param in model.named_parameters():
+        assert scale_of[id(param)] == (0.1 if name.startswith("tvlt.") else 1.0), name
+    assert sum(len(group["params"]) for group in optimizer.param_groups) == len(list(model.parameters()))
+    decays = {id(p): group["weight_decay"] for group in optimizer.param_groups for p in group["params"]}
+    assert decays[id(model.tvlt.encoder.layer[0].attention.attention.query.weight)] == 0.05
+    assert decays[id(model.tvlt.encoder.layer[0].attention.attention.query.bias)] == 0.0
+
+
+def test_pretrain_encoder_lr_scale_reaches_the_optimizer(pretrain_run, tmp_path):
+    main(["pretrain", "--out", str(tmp_path), "--steps", "2", "--init", pretrain_run, *TINY_PRETRAIN,
+          "--encoder-lr-scale", "0.25", "--lr", "1e-3"])
+    groups = read_checkpoint(str(tmp_path))["optimizer"]["param_groups"]
+    assert sorted({group["lr_scale"] for group in groups}) == [0.25, 1.0]
+    base = [group["lr"] / group["lr_scale"] for group in groups]  # one schedule, scaled per group
+    assert max(base) == pytest.approx(min(base)) and max(base) > 0

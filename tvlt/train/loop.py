@@ -57,15 +57,21 @@ def synchronize(device: torch.device) -> None:
 
 
 # ---------------------------------------------------------------- optimiser and schedule
-def build_optimizer(modules: dict[str, nn.Module], lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW; matrices decay, vectors (biases, norms, embeddings, tokens, temperatures) do not."""
-    decay, no_decay = [], []
-    for module in modules.values():
-        for param in module.parameters():
+def build_optimizer(modules: dict[str, nn.Module], lr: float, weight_decay: float,
+                    lr_scales: Optional[dict[str, float]] = None) -> torch.optim.AdamW:
+    """AdamW; matrices decay, vectors (biases, norms, embeddings, tokens, temperatures) do not. lr_scales maps
+    parameter-name prefixes ("module.name.", e.g. "model.tvlt.") to a factor on the learning rate (the first
+    matching prefix wins; others get 1); each group keeps its factor as "lr_scale"."""
+    groups: dict[tuple[float, bool], list[nn.Parameter]] = {}
+    for module_name, module in modules.items():
+        for name, param in module.named_parameters():
             if param.requires_grad:
-                (decay if param.dim() >= 2 and param.shape[0] > 1 else no_decay).append(param)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.98))
+                full = f"{module_name}.{name}"
+                scale = next((s for prefix, s in (lr_scales or {}).items() if full.startswith(prefix)), 1.0)
+                groups.setdefault((scale, param.dim() >= 2 and param.shape[0] > 1), []).append(param)
+    return torch.optim.AdamW([{"params": params, "weight_decay": weight_decay if decays else 0.0, "lr_scale": scale}
+                              for (scale, decays), params in sorted(groups.items(), reverse=True)],
+                             lr=lr, betas=(0.9, 0.98))
 
 
 def cosine_lr(step: int, fraction: float, base_lr: float, warmup_steps: int, min_ratio: float = 0.05) -> float:
@@ -248,6 +254,7 @@ class LoopSettings:
     log_every: int = 50
     probe_every: int = 500  # 0 = never (a probe also runs at the end)
     checkpoint_minutes: float = 10.0  # save the checkpoint this often during a session (0 = only at its end)
+    lr_scales: dict = field(default_factory=dict)  # parameter-name prefix -> learning-rate factor (build_optimizer)
     resume: bool = False
     args: dict = field(default_factory=dict)  # stored with the checkpoint and provenance
 
@@ -296,7 +303,7 @@ def train(
     compute(batch, fraction) -> StepOutput, run under autocast, `fraction` = schedule position in [0, 1]
     (loss-weight curricula key on it). Data time and train time are measured apart.
     """
-    optimizer = build_optimizer(modules, settings.lr, settings.weight_decay)
+    optimizer = build_optimizer(modules, settings.lr, settings.weight_decay, settings.lr_scales)
     ckpt = os.path.join(settings.out_dir, CHECKPOINT_NAME)
     log = RunLog(settings.out_dir)
     progress = load_checkpoint(ckpt, modules, optimizer) if settings.resume else Progress()
@@ -371,8 +378,9 @@ def _one_step(
     batch = make_batch(progress.step)
     synchronize(device)
     t1 = time.perf_counter()
+    lr = cosine_lr(progress.step, fraction, session.settings.lr, session.settings.warmup_steps)
     for group in optimizer.param_groups:
-        group["lr"] = cosine_lr(progress.step, fraction, session.settings.lr, session.settings.warmup_steps)
+        group["lr"] = lr * group.get("lr_scale", 1.0)  # (checkpoints from before lr_scales have none)
     for m in session.modules.values():
         m.train()
     with autocast(device):
@@ -388,8 +396,7 @@ def _one_step(
     n = batch_size(batch)
     progress.step += 1
     progress.clips += n
-    session.meter.add(n, t1 - t0, time.perf_counter() - t1, {**out.values, "grad_norm": grad_norm.detach()},
-                      optimizer.param_groups[0]["lr"])
+    session.meter.add(n, t1 - t0, time.perf_counter() - t1, {**out.values, "grad_norm": grad_norm.detach()}, lr)
 
 
 def _values(values: dict[str, torch.Tensor]) -> dict[str, float]:

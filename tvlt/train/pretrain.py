@@ -13,6 +13,9 @@ One step on a batch of B train clips, some in groups of timing twins (same objec
 `--init` starts from a trained model instead (continued pretraining); `object_weight` and `shape_weight` then
 add refine-mae's MAE levers (see `tvlt.train.refine_mae`) while all three objectives keep the encoder serving
 retrieval and matching. The shape loss applies to the single scenes only (twins cannot be re-rendered by index).
+`encoder_lr_scale` < 1 moves the trained encoder and matching head more slowly than the decoder: on CPU, the
+whole model at one learning rate of 2e-4 (batch 32) lost on every probe within 40 steps (embedding R@1 0.99 ->
+0.92, shape shown 0.50 -> 0.39).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class PretrainOptions:
     shape_weight: float = 0.0  # weight of the shape loss on the single scenes (not scaled by mae_weight); 0: none
     shape_temperature: float = 0.1
     contrastive_scale: float = 1 / 0.07  # initial contrastive logit scale (an export does not carry the trained one)
+    encoder_lr_scale: float = 1.0  # learning-rate factor of the encoder and the matching head (the decoder's is 1)
     matching_weight: float = 1.0
     matching_start: float = 0.15  # schedule fraction where matching begins
     matching_ramp: float = 0.1  # schedule fraction over which its weight ramps up to matching_weight
@@ -75,8 +79,8 @@ class PretrainOptions:
         NegativeMix(self.neg_random, self.neg_twin, self.neg_hard)  # validates the fractions
         if min(self.object_weight, self.shape_weight, self.mae_probe_clips) < 0:
             raise ValueError("object_weight, shape_weight and mae_probe_clips must be >= 0")
-        if self.shape_temperature <= 0 or self.contrastive_scale <= 0:
-            raise ValueError("shape_temperature and contrastive_scale must be > 0")
+        if min(self.shape_temperature, self.contrastive_scale, self.encoder_lr_scale) <= 0:
+            raise ValueError("shape_temperature, contrastive_scale and encoder_lr_scale must be > 0")
 
     @property
     def negative_mix(self) -> NegativeMix:
@@ -289,7 +293,9 @@ def run(
     modules = {"model": model, "temperature": temperature}
     probe_clips = probe_set(config, opts.probe_clips, device)
     mae_indices = list(range(opts.mae_probe_clips))
-    settings = dataclasses.replace(settings, args={**settings.args, **args})
+    scales = {} if opts.encoder_lr_scale == 1 else {"model.tvlt.": opts.encoder_lr_scale,
+                                                    "model.matching_head.": opts.encoder_lr_scale}
+    settings = dataclasses.replace(settings, args={**settings.args, **args}, lr_scales=scales)
     progress = train(
         modules,
         make_batch=lambda step: make_batch(step, opts, config, device),
