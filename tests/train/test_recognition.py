@@ -4,6 +4,8 @@ import math
 import pytest
 import torch
 
+from tvlt.config import TvltConfig
+from tvlt.layout import TokenLayout
 from tvlt.train import corpus, recognition, scenes, synth
 from tvlt.train.corpus import scene_batch
 
@@ -109,3 +111,36 @@ def test_the_alternatives_loss_is_zero_without_hidden_object_pixels():
     loss = recognition.alternatives_loss(frames, hidden, clips.meta, "shape", {0: (torch.arange(2), rendered)}, 0.1)
     loss.backward()
     assert float(loss.detach()) == 0.0 and not frames.grad.any()
+
+
+def test_slot_variants_render_every_used_slot_at_its_batch_rows():
+    indices = list(range(6))
+    clips = scene_batch("val", indices, **GEOMETRY)
+    variants = recognition.slot_variants("val", indices, clips.meta["shape"], "shape", torch.device("cpu"),
+                                         first_row=3, **GEOMETRY)
+    assert sorted(variants) == [s for s in range(scenes.MAX_OBJECTS) if (clips.meta["shape"][:, s] >= 0).any()]
+    for slot, (rows, rendered) in variants.items():
+        used = (clips.meta["shape"][:, slot] >= 0).nonzero().flatten()
+        assert torch.equal(rows, used + 3)
+        expected = corpus.scene_variants("val", [indices[i] for i in used.tolist()], slot, "shape", **GEOMETRY)
+        assert torch.equal(rendered, expected)
+
+
+def test_the_patch_level_loss_reads_the_decoder_patches_and_the_hidden_tokens():
+    indices = _single_non_circles(4)
+    clips = scene_batch("val", indices, **GEOMETRY)
+    rendered = corpus.scene_variants("val", indices, 0, "shape", **GEOMETRY)
+    variants = {0: (torch.arange(len(indices)), rendered)}
+    layout = TokenLayout.from_config(TvltConfig.tiny(image_size=48, num_frames=4, frequency_length=128))
+    hidden = torch.zeros(len(indices), 4, 3, 3, dtype=torch.bool)  # 16 px patches: the left two columns hidden
+    hidden[..., :2] = True
+
+    def loss(frames: torch.Tensor) -> float:
+        return float(recognition.patch_alternatives_loss(layout, layout.patchify_video(frames), hidden.flatten(1),
+                                                         clips.meta, "shape", variants, 0.01))
+
+    pixel_hidden = hidden.repeat_interleave(16, dim=2).repeat_interleave(16, dim=3)  # (B, T, 48, 48)
+    circles = _pixels(rendered[0])
+    assert loss(_pixels(clips.frames)) < 0.05 < math.log(len(scenes.SHAPES)) < loss(circles)
+    expected = recognition.alternatives_loss(circles, pixel_hidden, clips.meta, "shape", variants, 0.01)
+    assert loss(circles) == pytest.approx(float(expected))

@@ -30,6 +30,16 @@ after the other), so a 17-minute schedule sees ~1.07 M clips; sentiment ~3500 cl
            runs/pretrain/train.log runs/sentiment/train.log runs/card
     # here: untar, move each model.safetensors into its export dir, copy the exports to assets/ (or re-run
     # `evaluate` here on the copies).
+    # 3. the encoder lever for hidden shapes (not yet run on a GPU; the CPU try is below): continued pretraining
+    #    of the bundled model, all three objectives on, plus refine-mae's object weight and shape loss; the
+    #    encoder and matching head at a tenth of the learning rate. Judge it by probe-shape's encoder row, then
+    #    the card's recognition table (and keep only what the validation probes in train.log say is better).
+    python -m tvlt.train pretrain --init assets/tvlt-small-pretrain --out runs/encoder --total-minutes 8 \
+        --minutes 8 --matching-start 0 --matching-ramp 0 --warmup-steps 100 --lr 2e-4 --encoder-lr-scale 0.1 \
+        --object-weight 25 --shape-weight 0.15 --contrastive-scale 100 --mae-probe-clips 256 --probe-every 200 \
+        && python -m tvlt.train probe-shape --model runs/encoder/export \
+        && cp runs/encoder/export/model.safetensors $OUT/ && tar -czf $OUT/encoder.tgz runs/encoder/train.log \
+           runs/encoder/export/config.json runs/encoder/export/provenance.json runs/encoder/export/preprocessor_config.json
 
     If `data_clips_per_s` in train.log falls well below `train_clips_per_s`, the corpus is the bottleneck:
     lower `--twin-groups` (each group is one `timing_twins` call). Defaults: batch 256, lr 5e-4, warm-up 300
