@@ -471,11 +471,13 @@ def later_stages_data(records: list[dict[str, Any]]) -> str:
         group = list(group)
         if kind == REFINEMENT:
             text += refinement_data(group, shape_described)
-        for record in group if kind == CONTINUED else []:
-            text += (" Then the whole model (encoder, MAE decoder, matching head) was trained further on the three "
-                     "pretraining objectives" + _levers(record, "pretrain", shape_described)
-                     + ", so retrieval and matching changed too.")
-        shape_described |= any(any(_per_session(r, STAGE_OPTIONS[kind], "shape_weight")) for r in group)
+            shape_described |= any(any(_per_session(r, STAGE_OPTIONS[REFINEMENT], "shape_weight")) for r in group)
+        else:
+            for record in group:
+                text += (" Then the whole model (encoder, MAE decoder, matching head) was trained further on the "
+                         "three pretraining objectives" + _levers(record, STAGE_OPTIONS[CONTINUED], shape_described)
+                         + ", so retrieval and matching changed too.")
+                shape_described |= any(_per_session(record, STAGE_OPTIONS[CONTINUED], "shape_weight"))
     return text
 
 
@@ -486,8 +488,8 @@ def refinement_data(records: list[dict[str, Any]], shape_described: bool = False
     extra = sum(record.get("args", {}).get("refine_mae", {}).get("extra_decoder_layers", 0) for record in records)
     runs = []
     for record in records:
-        runs.append("on the MAE loss" + _levers(record, "refine_mae", shape_described))
-        shape_described |= any(_per_session(record, "refine_mae", "shape_weight"))
+        runs.append("on the MAE loss" + _levers(record, STAGE_OPTIONS[REFINEMENT], shape_described))
+        shape_described |= any(_per_session(record, STAGE_OPTIONS[REFINEMENT], "shape_weight"))
     if len(runs) > 1:
         runs = ["first " + runs[0], *[f"then, in a further run, {run}" for run in runs[1:]]]
     return (
@@ -519,7 +521,7 @@ def _levers(record: dict[str, Any], options: str, shape_described: bool) -> str:
         text += f", hidden video patches on a visible object weighing {weighing([1 + w for w in objects], 'x')}"
     if any(shapes):
         text += f", plus {'the' if shape_described else 'a'} shape loss weighing {weighing(shapes)}"
-        if options == "pretrain":
+        if options == STAGE_OPTIONS[CONTINUED]:
             text += " on the single scenes"
         if not shape_described:
             text += (": a cross-entropy on telling each hidden object's shape from its alternatives re-rendered in its "
