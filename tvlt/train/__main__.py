@@ -6,8 +6,8 @@ each loss, lr; `probe_*` lines every `--probe-every` steps: held-out embedding R
 matching-head own-vs-timing-twin win rate), `provenance.json` and `export/` (transformers format). A session
 stops at `--minutes`, or when the schedule (`--steps` or `--total-minutes`, summed over sessions) ends, and
 then checkpoints and exports. It also checkpoints every `--checkpoint-minutes` (10) and on Ctrl-C or SIGTERM
-(SIGTERM lets the step in flight finish; then it exits without exporting), so `--resume` loses at most that much of a killed session. CUDA runs in bf16
-autocast with TF32; CPU in fp32.
+(SIGTERM lets the step in flight finish; then it exits without exporting), so `--resume` loses at most that
+much of a killed session. CUDA runs in bf16 autocast with TF32; CPU in fp32.
 
 GPU (one H100; each command <= 10 min; only files copied into $OUT come back, each <= 16 MB, <= 8 files;
 the small model's checkpoint is ~42 MB, so it comes back in 15 MB pieces, re-joined here with `cat`).
@@ -39,8 +39,8 @@ after the other), so a 17-minute schedule sees ~1.07 M clips; sentiment ~3500 cl
         --minutes 8 --matching-start 0 --matching-ramp 0 --warmup-steps 100 --lr 2e-4 --encoder-lr-scale 0.1 \
         --object-weight 25 --shape-weight 0.15 --contrastive-scale 100 --mae-probe-clips 256 --probe-every 200 \
         && python -m tvlt.train probe-shape --model runs/encoder/export \
-        && cp runs/encoder/export/model.safetensors $OUT/ && tar -czf $OUT/encoder.tgz runs/encoder/train.log \
-           runs/encoder/export/config.json runs/encoder/export/provenance.json runs/encoder/export/preprocessor_config.json
+        && cp runs/encoder/export/model.safetensors $OUT/ \
+        && tar --exclude=model.safetensors -czf $OUT/encoder.tgz runs/encoder/train.log runs/encoder/export
 
     If `data_clips_per_s` in train.log falls well below `train_clips_per_s`, the corpus is the bottleneck:
     lower `--twin-groups` (each group is one `timing_twins` call). Defaults: batch 256, lr 5e-4, warm-up 300

@@ -3,8 +3,8 @@
 A run is a directory: `checkpoint.pt` (one resumable file: modules, optimiser, step, clips seen, wall time,
 RNG states), `train.log` (one line per logged step) and `provenance.json`. `train()` stops cleanly at a
 step budget or a wall-clock budget, whichever comes first, and always leaves a checkpoint behind: at the end,
-on an exception, Ctrl-C or SIGTERM (after the step in flight), and every `checkpoint_minutes` on the way, so even a killed process
-(SIGKILL, a lost machine) loses at most that much training.
+on an exception, Ctrl-C or SIGTERM (after the step in flight), and every `checkpoint_minutes` on the way, so
+even a killed process (SIGKILL, a lost machine) loses at most that much training.
 """
 
 from __future__ import annotations
