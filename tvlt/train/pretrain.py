@@ -121,26 +121,24 @@ def make_batch(step: int, opts: PretrainOptions, config: TvltConfig, device: tor
     num_scenes = opts.batch - G * (K - 1)  # scene indices used per step
     indices = list(range(step * num_scenes, (step + 1) * num_scenes))
     geometry = clip_geometry(config)
-    singles = corpus.scene_batch("train", indices[G:], device, **geometry)
     clips = corpus.concat([*(corpus.timing_twins("train", index, K, device, **geometry) for index in indices[:G]),
-                           singles])
+                           corpus.scene_batch("train", indices[G:], device, **geometry)])
     twin_of = torch.full((opts.batch,), -1, dtype=torch.long, device=device)
     member = torch.arange(G * K, device=device)
     twin_of[: G * K] = member - member % K + (member + 1) % K
-    return PretrainBatch(*model_inputs(clips), twin_of, step, scene_targets(clips, singles, indices[G:], opts, config))
+    targets = scene_targets(clips, config, bool(opts.object_weight), indices[G:] if opts.shape_weight else [])
+    return PretrainBatch(*model_inputs(clips), twin_of, step, targets)
 
 
-def scene_targets(clips: corpus.ClipBatch, singles: corpus.ClipBatch, single_indices: list[int], opts: PretrainOptions,
-                  config: TvltConfig) -> SceneTargets:
-    """Targets of a batch `clips` ending in `singles` (train scenes `single_indices`): object patches when
-    `object_weight` is set, shape variants of the singles when `shape_weight` is."""
+def scene_targets(clips: corpus.ClipBatch, config: TvltConfig, weigh_objects: bool, shape_scenes: list[int]
+                  ) -> SceneTargets:
+    """Targets of a batch of train `clips`: object patches if `weigh_objects`; the shape variants of train scenes
+    `shape_scenes`, the batch's last len(shape_scenes) clips (none: no shape loss)."""
     layout = TokenLayout.from_config(config)
-    on_objects = object_patches(clips.meta, layout).flatten(1).float() if opts.object_weight else None
-    variants = {}
-    if opts.shape_weight:
-        variants = recognition.slot_variants("train", single_indices, singles.meta["shape"], "shape",
-                                             singles.frames.device, len(clips.frames) - len(singles.frames),
-                                             **clip_geometry(config))
+    on_objects = object_patches(clips.meta, layout).flatten(1).float() if weigh_objects else None
+    first = len(clips.frames) - len(shape_scenes)
+    variants = recognition.slot_variants("train", shape_scenes, clips.meta["shape"][first:], "shape",
+                                         clips.frames.device, first, **clip_geometry(config)) if shape_scenes else {}
     return SceneTargets(on_objects, clips.meta, variants)
 
 

@@ -29,10 +29,9 @@ from dataclasses import dataclass
 import torch
 
 from tvlt.config import TvltConfig
-from tvlt.layout import TokenLayout
 from tvlt.modeling import TvltForPreTraining
-from tvlt.train import corpus, inputs, pretrain, recognition
-from tvlt.train.evaluate import mae_probe, object_patches
+from tvlt.train import corpus, inputs, pretrain
+from tvlt.train.evaluate import mae_probe
 from tvlt.train.export import read_provenance
 from tvlt.train.loop import LoopSettings, Progress, StepOutput, load_weights, read_checkpoint, step_seed, train
 
@@ -72,10 +71,8 @@ def make_batch(step: int, opts: RefineOptions, config: TvltConfig, device: torch
     indices = list(range(step * opts.batch, (step + 1) * opts.batch))
     geometry = inputs.clip_geometry(config)
     clips = corpus.scene_batch("train", indices, device, **geometry)
-    on_objects = object_patches(clips.meta, TokenLayout.from_config(config)).flatten(1).float()
-    variants = recognition.slot_variants("train", indices, clips.meta["shape"], "shape", device, **geometry) \
-        if opts.shape_weight else {}
-    return SceneBatch(*inputs.model_inputs(clips), step, pretrain.SceneTargets(on_objects, clips.meta, variants))
+    targets = pretrain.scene_targets(clips, config, True, indices if opts.shape_weight else [])
+    return SceneBatch(*inputs.model_inputs(clips), step, targets)
 
 
 def deepen_decoder(model: TvltForPreTraining, extra: int) -> TvltForPreTraining:

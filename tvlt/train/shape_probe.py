@@ -20,8 +20,8 @@ from tvlt.masking import encoder_masks
 from tvlt.modeling import TvltForPreTraining, restore_tokens
 from tvlt.train import corpus, scenes
 from tvlt.train.evaluate import object_cover
-from tvlt.train.loop import evaluating
 from tvlt.train.inputs import clip_geometry, model_inputs
+from tvlt.train.loop import evaluating
 
 STAGES = ("visible pixels", "encoder", "decoder at hidden")
 
