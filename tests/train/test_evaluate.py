@@ -132,3 +132,7 @@ def test_continued_pretraining_after_refinements_is_its_own_stage():
     alone = evaluate.later_stages_data([continued])
     assert "MAE decoder alone" not in alone and "a shape loss weighing 0.3 on the single scenes: a cross-entropy" in alone
     assert evaluate.later_stages_data([]) == ""
+    decoder_again = {"steps": 3, "args": {"init_provenance": continued, "refine_mae": {"object_weight": 25.0}}}
+    again = evaluate.later_stages_data([refined, continued, decoder_again])
+    assert again.startswith(" After pretraining, the MAE decoder alone") and again.count("After pretraining") == 1
+    assert again.index("Then the whole model") < again.index("Then, the MAE decoder alone")

@@ -470,7 +470,7 @@ def later_stages_data(records: list[dict[str, Any]]) -> str:
     for kind, group in itertools.groupby(records, key=stage_kind):
         group = list(group)
         if kind == REFINEMENT:
-            text += refinement_data(group, shape_described)
+            text += refinement_data(group, shape_described, lead="Then" if text else "After pretraining")
             shape_described |= any(any(_per_session(r, STAGE_OPTIONS[REFINEMENT], "shape_weight")) for r in group)
         else:
             for record in group:
@@ -481,8 +481,10 @@ def later_stages_data(records: list[dict[str, Any]]) -> str:
     return text
 
 
-def refinement_data(records: list[dict[str, Any]], shape_described: bool = False) -> str:
-    """What consecutive `refine-mae` runs did, in order, from their provenance (empty without one)."""
+def refinement_data(records: list[dict[str, Any]], shape_described: bool = False, lead: str = "After pretraining"
+                    ) -> str:
+    """What consecutive `refine-mae` runs did, in order, from their provenance (empty without one); the sentence
+    starts with `lead` ("Then" when an earlier stage was described)."""
     if not records:
         return ""
     extra = sum(record.get("args", {}).get("refine_mae", {}).get("extra_decoder_layers", 0) for record in records)
@@ -493,7 +495,7 @@ def refinement_data(records: list[dict[str, Any]], shape_described: bool = False
     if len(runs) > 1:
         runs = ["first " + runs[0], *[f"then, in a further run, {run}" for run in runs[1:]]]
     return (
-        " After pretraining, the MAE decoder alone (decoder embeddings, mask tokens, decoder blocks, MAE heads"
+        f" {lead}, the MAE decoder alone (decoder embeddings, mask tokens, decoder blocks, MAE heads"
         + (f", plus {extra} appended decoder blocks that started as the identity" if extra else "")
         + ") was trained further, with the encoder and the matching head frozen, so retrieval and matching are "
         "unchanged by it: " + "; ".join(runs) + "."
