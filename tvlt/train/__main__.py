@@ -34,8 +34,8 @@ after the other), so a 17-minute schedule sees ~1.07 M clips; sentiment ~3500 cl
     #    of the bundled model, all three objectives on, plus refine-mae's object weight and shape loss; the
     #    encoder and matching head at a tenth of the learning rate; the shape loss at half the CPU run's weight,
     #    which traded object-patch error for shape (on CPU a decoder-only refine-mae run after it won the error
-    #    back). Judge it by probe-shape's encoder row, then the card's
-    #    recognition table (and keep only what the validation probes in train.log say is better).
+    #    back). Judge it by probe-shape's encoder row, then the card's recognition table (and keep only what the
+    #    validation probes in train.log say is better).
     python -m tvlt.train pretrain --init assets/tvlt-small-pretrain --out runs/encoder --total-minutes 8 \
         --minutes 8 --matching-start 0 --matching-ramp 0 --warmup-steps 100 --lr 2e-4 --encoder-lr-scale 0.1 \
         --object-weight 25 --shape-weight 0.15 --contrastive-scale 100 --mae-probe-clips 256 --probe-every 200 \
