@@ -167,6 +167,35 @@ def test_pretrain_step_adds_the_object_weight_and_the_shape_loss():
     torch.testing.assert_close(unweighted.values["mae_video"], plain.values["mae_video"])
 
 
+def test_retrieval_every_skips_contrastive_and_matching_between_its_steps():
+    config = PRESETS["tiny"]()
+    opts = pretrain.PretrainOptions(batch=6, twin_groups=1, twin_group_size=2, matching_batch=6, matching_start=0,
+                                    retrieval_every=2)
+    torch.manual_seed(0)
+    model, temperature = TvltForPreTraining(config), objectives.Temperature()
+    values = {}
+    for step in (0, 1, 2):
+        torch.manual_seed(1)
+        out = pretrain.pretrain_step(model, temperature, pretrain.make_batch(step, opts, config, CPU), 0.5, opts)
+        values[step] = out.values
+        if step == 1:  # MAE alone: the loss is its weighted sum, and nothing reaches the temperature
+            out.loss.backward()
+            assert temperature.log_scale.grad is None
+            torch.testing.assert_close(out.loss, opts.mae_weight * (out.values["mae_video"] + out.values["mae_audio"]))
+    assert {"contrastive", "matching"} <= values[0].keys() and {"contrastive", "matching"} <= values[2].keys()
+    assert not {"contrastive", "matching", "batch_r1"} & values[1].keys() and "mae_video" in values[1]
+    with pytest.raises(ValueError, match="retrieval_every"):
+        pretrain.PretrainOptions(retrieval_every=0)
+
+
+def test_the_log_averages_each_value_over_the_steps_that_reported_it():
+    meter = loop._Meter()
+    meter.add(4, 0.5, 0.5, {"mae": torch.tensor(1.0), "contrastive": torch.tensor(4.0)}, 1e-3)
+    meter.add(4, 0.5, 0.5, {"mae": torch.tensor(3.0)}, 1e-3)
+    line = meter.flush()
+    assert line["mae"] == 2.0 and line["contrastive"] == 4.0 and line["clips_per_s"] == 4.0
+
+
 def test_pretrain_continues_from_an_init_and_records_it(pretrain_run, tmp_path):
     out = str(tmp_path)
     flags = ["--out", out, "--init", pretrain_run, *TINY_PRETRAIN, "--object-weight", "5", "--shape-weight", "0.5",

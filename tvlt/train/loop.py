@@ -332,7 +332,7 @@ def train(
                     probed = progress.step
         finally:
             progress.wall_seconds += time.perf_counter() - start
-            if session.meter.count:
+            if session.meter.clips:  # steps since the last log line
                 log.metrics(progress.step, session.meter.flush())
             save_checkpoint(ckpt, modules, optimizer, progress, settings.args)
             log.write(f"saved {ckpt} at step {progress.step} ({progress.clips} clips, {progress.wall_seconds:.0f} s)")
@@ -409,22 +409,23 @@ def _run_probe(probe: Callable[[], dict[str, float]], modules: dict[str, nn.Modu
 
 
 class _Meter:
-    """Averages logged values between log lines; data and train throughput measured separately."""
+    """Averages logged values between log lines, each over the steps that reported it (a step may leave a loss
+    out); data and train throughput measured separately."""
 
     def __init__(self) -> None:
         self._reset()
 
     def _reset(self) -> None:
-        self.clips, self.data_s, self.train_s, self.sums, self.count, self.lr = 0, 0.0, 0.0, {}, 0, 0.0
+        self.clips, self.data_s, self.train_s, self.sums, self.counts, self.lr = 0, 0.0, 0.0, {}, {}, 0.0
 
     def add(self, clips: int, data_s: float, train_s: float, values: dict[str, torch.Tensor], lr: float) -> None:
         self.clips += clips
         self.data_s += data_s
         self.train_s += train_s
-        self.count += 1
         self.lr = lr
         for k, v in values.items():
             self.sums[k] = self.sums.get(k, 0.0) + v.detach().float()  # stays on device: no sync per step
+            self.counts[k] = self.counts.get(k, 0) + 1
 
     def flush(self) -> dict[str, float]:
         total = self.data_s + self.train_s
@@ -433,7 +434,7 @@ class _Meter:
             "data_clips_per_s": self.clips / max(self.data_s, 1e-9),
             "train_clips_per_s": self.clips / max(self.train_s, 1e-9),
             "lr": self.lr,
-            **{k: float(v) / self.count for k, v in self.sums.items()},
+            **{k: float(v) / self.counts[k] for k, v in self.sums.items()},
         }
         self._reset()
         return out
