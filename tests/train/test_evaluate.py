@@ -136,3 +136,14 @@ def test_continued_pretraining_after_refinements_is_its_own_stage():
     again = evaluate.later_stages_data([refined, continued, decoder_again])
     assert again.startswith(" After pretraining, the MAE decoder alone") and again.count("After pretraining") == 1
     assert again.index("Then the whole model") < again.index("Then, the MAE decoder alone")
+
+
+def test_probe_mae_command_prints_the_training_probe(tmp_path, capsys):
+    torch.manual_seed(0)
+    model = TvltForPreTraining(PRESETS["tiny"]()).eval()
+    model.save_pretrained(tmp_path)
+    main(["probe-mae", "--model", str(tmp_path), "--val-clips", "4", "--device", "cpu"])
+    out = capsys.readouterr().out
+    expected = evaluate.mae_probe(model, "val", list(range(4)), torch.device("cpu"))
+    assert out.startswith("MAE probe on 4 val scenes:")
+    assert f"object_ratio {expected['object_ratio']:.4f}" in out and f"shape_shown {expected['shape_shown']:.4f}" in out

@@ -83,6 +83,8 @@ CPU (here):
     python -m tvlt.train refine-mae --init runs/encoder/export --out runs/decoder --total-minutes 90 --minutes 90 \
         --lr 3e-4 --batch 48 --object-weight 25 --shape-weight 0.03 --shape-temperature 0.1 --log-every 10 \
         --probe-every 50 --device cpu
+    # train.log's MAE probe on more validation scenes (256: how a run's export is judged against the bundled one)
+    python -m tvlt.train probe-mae --model runs/decoder/export --device cpu
     # which stage loses a hidden object's shape: linear probes on the pixels, encoder and decoder (~2 min here)
     python -m tvlt.train probe-shape --model assets/tvlt-small-pretrain --device cpu
     # transformers-format directories from runs brought back (or copy the exported files into them)
@@ -235,6 +237,16 @@ def cmd_probe_shape(args: argparse.Namespace) -> None:
         print(f"  {stage:<18} train {accuracy['train']:.3f}  val {accuracy['val']:.3f}")
 
 
+def cmd_probe_mae(args: argparse.Namespace) -> None:
+    from tvlt.modeling import TvltForPreTraining
+    from tvlt.train.evaluate import mae_probe
+
+    device = pick_device(args.device)
+    model = TvltForPreTraining.from_pretrained(args.model).to(device)
+    metrics = mae_probe(model, "val", list(range(args.val_clips)), device)
+    print(f"MAE probe on {args.val_clips} val scenes: " + " ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+
+
 def build_parser() -> argparse.ArgumentParser:
     from tvlt.train.evaluate import EvalSettings
     from tvlt.train.finetune import FinetuneOptions
@@ -275,6 +287,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--val-clips", type=int, default=192, help="val scenes they are scored on")
     s.add_argument("--device", default="auto", help="auto (cuda if available), cuda, cpu")
     s.set_defaults(func=cmd_probe_shape)
+    m = sub.add_parser("probe-mae", help="train.log's MAE probe (object ratio, shape and colour shown) on val scenes")
+    m.add_argument("--model", required=True, help="exported pretraining directory")
+    m.add_argument("--val-clips", type=int, default=256, help="val scenes 0..N-1")
+    m.add_argument("--device", default="auto", help="auto (cuda if available), cuda, cpu")
+    m.set_defaults(func=cmd_probe_mae)
     return parser
 
 
