@@ -223,13 +223,19 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(f"wrote {path}")
 
 
-def cmd_probe_shape(args: argparse.Namespace) -> None:
+def _probed_model(args: argparse.Namespace) -> tuple[Any, Any]:
+    """(the exported pretraining model at --model on --device, that device) for the probe commands."""
     from tvlt.modeling import TvltForPreTraining
+
+    device = pick_device(args.device)
+    return TvltForPreTraining.from_pretrained(args.model).to(device), device
+
+
+def cmd_probe_shape(args: argparse.Namespace) -> None:
     from tvlt.train.scenes import SHAPES
     from tvlt.train.shape_probe import shape_probe
 
-    device = pick_device(args.device)
-    model = TvltForPreTraining.from_pretrained(args.model).to(device)
+    model, device = _probed_model(args)
     objects, table = shape_probe(model, args.train_clips, args.val_clips, device)
     print(f"shape from ... (linear probe; {objects['train']} train / {objects['val']} val objects; "
           f"chance {1 / len(SHAPES):.3f})")
@@ -238,11 +244,9 @@ def cmd_probe_shape(args: argparse.Namespace) -> None:
 
 
 def cmd_probe_mae(args: argparse.Namespace) -> None:
-    from tvlt.modeling import TvltForPreTraining
     from tvlt.train.evaluate import mae_probe
 
-    device = pick_device(args.device)
-    model = TvltForPreTraining.from_pretrained(args.model).to(device)
+    model, device = _probed_model(args)
     metrics = mae_probe(model, "val", list(range(args.val_clips)), device)
     print(f"MAE probe on {args.val_clips} val scenes: " + " ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
 
