@@ -128,6 +128,11 @@ def test_continued_pretraining_after_refinements_is_its_own_stage():
     text = evaluate.later_stages_data([refined, continued])
     assert text.index("MAE decoder alone") < text.index("Then the whole model")
     assert "the shape loss weighing 0.3 on the single scenes" in text and "retrieval and matching changed too" in text
+    assert "every" not in text  # retrieval on every step (the option predates that run)
+    sparse = {"steps": 4, "args": {"init_provenance": refined, "pretrain": {"retrieval_every": 4}}}
+    assert "the contrastive and matching losses on every 4th step only" in evaluate.later_stages_data([sparse])
+    sparse["args"]["pretrain"]["retrieval_every"] = 2
+    assert "on every 2nd step only" in evaluate.later_stages_data([sparse])
     assert text.count("a cross-entropy on telling") == 1  # explained once, at the refinement
     alone = evaluate.later_stages_data([continued])
     assert "MAE decoder alone" not in alone and "a shape loss weighing 0.3 on the single scenes: a cross-entropy" in alone

@@ -474,11 +474,24 @@ def later_stages_data(records: list[dict[str, Any]]) -> str:
             shape_described |= any(any(_per_session(r, STAGE_OPTIONS[REFINEMENT], "shape_weight")) for r in group)
         else:
             for record in group:
+                every = _per_session(record, STAGE_OPTIONS[CONTINUED], "retrieval_every")
                 text += (" Then the whole model (encoder, MAE decoder, matching head) was trained further on the "
                          "three pretraining objectives" + _levers(record, STAGE_OPTIONS[CONTINUED], shape_described)
-                         + ", so retrieval and matching changed too.")
+                         + _retrieval_cadence(every) + ", so retrieval and matching changed too.")
                 shape_described |= any(_per_session(record, STAGE_OPTIONS[CONTINUED], "shape_weight"))
     return text
+
+
+def _retrieval_cadence(every: list[float]) -> str:
+    """", the contrastive and matching losses on every 4th step only" for a run that skipped them (`--retrieval-every`
+    per session; 0 where the option predates the run)."""
+    if all(k <= 1 for k in every):
+        return ""
+    def ordinal(k: float) -> str:
+        n = int(k)
+        return f"{n}{'th' if n % 100 in (11, 12, 13) else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+    return ", the contrastive and matching losses on every " + ", then ".join(map(ordinal, every)) + " step only"
 
 
 def refinement_data(records: list[dict[str, Any]], shape_described: bool = False, lead: str = "After pretraining"
