@@ -474,10 +474,9 @@ def later_stages_data(records: list[dict[str, Any]]) -> str:
             shape_described |= any(any(_per_session(r, STAGE_OPTIONS[REFINEMENT], "shape_weight")) for r in group)
         else:
             for record in group:
-                every = _per_session(record, STAGE_OPTIONS[CONTINUED], "retrieval_every")
                 text += (" Then the whole model (encoder, MAE decoder, matching head) was trained further on the "
                          "three pretraining objectives" + _levers(record, STAGE_OPTIONS[CONTINUED], shape_described)
-                         + _retrieval_cadence(every) + ", so retrieval and matching changed too.")
+                         + ", so retrieval and matching changed too.")
                 shape_described |= any(_per_session(record, STAGE_OPTIONS[CONTINUED], "shape_weight"))
     return text
 
@@ -524,7 +523,8 @@ def _per_session(record: dict[str, Any], options: str, key: str) -> list[float]:
 
 def _levers(record: dict[str, Any], options: str, shape_described: bool) -> str:
     """", hidden video patches on a visible object weighing ...", ", plus a shape loss weighing ..." of one run
-    (each only when used; the shape loss explained unless `shape_described`)."""
+    (each only when used; the shape loss explained unless `shape_described`), and for continued pretraining how
+    often it ran the contrastive and matching losses."""
     def weighing(values: list[float], unit: str = "") -> str:
         if len(set(values)) == 1:
             return f"{values[0]:g}{unit}"
@@ -542,6 +542,8 @@ def _levers(record: dict[str, Any], options: str, shape_described: bool) -> str:
             text += (": a cross-entropy on telling each hidden object's shape from its alternatives re-rendered in its "
                      "place, by squared error on the hidden pixels (the training counterpart of the recognition table "
                      "below, on training scenes)")
+    if options == STAGE_OPTIONS[CONTINUED]:
+        text += _retrieval_cadence(_per_session(record, options, "retrieval_every"))
     return text
 
 
